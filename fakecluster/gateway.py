@@ -1,0 +1,97 @@
+"""What every request passes before and after the API server: faults, latency, accounting.
+
+Both front doors (the in-process urllib3 transport and the HTTP server) hand requests here.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass
+
+from .apiserver import ApiServer, Reply, Request, WatchReply, error_reply
+from .faults import ConnectionFault, Faults
+from .kernel import Kernel
+from .status import ApiError
+
+_ITEM_VERBS = {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete", "POST": "create"}
+_COLLECTION_VERBS = {"GET": "list", "POST": "create", "DELETE": "deletecollection"}
+
+
+def classify(request: Request) -> tuple[str, str, str | None]:
+    """(verb, resource, name) of a request, as Kubernetes' RequestInfo would name them."""
+    parts = [p for p in request.path.split("/") if p][2:]
+    if len(parts) >= 3 and parts[0] == "namespaces":
+        parts = parts[2:]
+    resource = parts[0] if parts else ""
+    name = parts[1] if len(parts) > 1 else None
+    if name is None:
+        verb = _COLLECTION_VERBS.get(request.method, request.method.lower())
+        if verb == "list" and request.query.get("watch") in ("1", "true", "True"):
+            verb = "watch"
+    else:
+        verb = _ITEM_VERBS.get(request.method, request.method.lower())
+    return verb, resource, name
+
+
+@dataclass
+class Call:
+    """One API call as the trace records it."""
+
+    time: float
+    verb: str
+    resource: str
+    name: str | None
+    status: int | str
+
+
+class Gateway:
+    def __init__(self, server: ApiServer, kernel: Kernel, rng: random.Random, faults: Faults):
+        self.server, self.kernel, self.rng, self.faults = server, kernel, rng, faults
+        self.calls: Counter = Counter()         # (verb, status) -> count
+        self.log: list[Call] = []
+        self.record_log = True
+
+    def exchange(self, request: Request, read_timeout: float | None = None) -> Reply | WatchReply:
+        """Serve one request in virtual time; raises ConnectionFault or TimeoutError (read timeout)."""
+        verb, resource, name = classify(request)
+        delay = self.faults.delay(verb, self.rng)
+        if read_timeout is not None and delay > read_timeout and verb != "watch":
+            self._serve_late(request, delay, verb, resource, name)
+            self.kernel.sleep(read_timeout)
+            self._account(verb, resource, name, "read-timeout")
+            raise TimeoutError("timed out")
+        if delay:
+            self.kernel.sleep(delay)
+        reply = self._serve(request, verb, resource, name)
+        return reply
+
+    def _serve(self, request: Request, verb: str, resource: str, name: str | None):
+        try:
+            injected = self.faults.check(verb, resource, name, self.kernel.env.now, self.rng)
+        except ConnectionFault as fault:
+            self._account(verb, resource, name, fault.kind)
+            raise
+        reply = error_reply(injected) if injected else self.server.handle(request)
+        self._account(verb, resource, name, reply.status if isinstance(reply, Reply) else 200)
+        return reply
+
+    def _serve_late(self, request, delay, verb, resource, name) -> None:
+        """The client gave up, but the server still does the work when the request arrives."""
+        def late():
+            self.kernel.sleep(delay)
+            try:
+                reply = self._serve(request, verb, resource, name)
+            except ConnectionFault:
+                return
+            if isinstance(reply, WatchReply):
+                reply.stream.close_from_client()
+        self.kernel.spawn(late, name=f"late {verb} {resource}")
+
+    def _account(self, verb: str, resource: str, name: str | None, status) -> None:
+        self.calls[(verb, status)] += 1
+        if self.record_log:
+            self.log.append(Call(self.kernel.env.now, verb, resource, name, status))
+
+
+__all__ = ["Gateway", "classify", "Call", "ApiError"]

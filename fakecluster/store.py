@@ -1,0 +1,237 @@
+"""The object store and watch cache: etcd's revision counter plus kube-apiserver's cacher.
+
+One ``Revision`` is shared by every resource, like etcd's global revision. Each resource keeps
+its objects (plain JSON dicts, never mutated in place: every write makes new dicts), a label
+index so selector lists cost what they match, a bounded history of changes (the watch cache
+window) and the watchers to fan changes out to.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator
+
+ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
+
+Key = tuple[str, str]  # (namespace, name); namespace is "" for cluster-scoped resources
+
+
+class Revision:
+    """The one monotonic resourceVersion counter (etcd's revision)."""
+
+    def __init__(self):
+        self.value = 0
+
+    def next(self) -> int:
+        self.value += 1
+        return self.value
+
+
+@dataclass(slots=True)
+class Change:
+    """One entry of the watch cache: what changed at revision ``rv``."""
+
+    rv: int
+    type: str
+    obj: dict            # the new state; for DELETED the last state, stamped with ``rv``
+    prev: dict | None    # the state before, for selector transitions
+    _line: bytes | None = field(default=None, repr=False)
+
+    def line(self) -> bytes:
+        """The watch event as sent on the wire, serialised once for every watcher."""
+        if self._line is None:
+            self._line = event_line(self.type, self.obj)
+        return self._line
+
+
+def event_line(event_type: str, obj: dict) -> bytes:
+    return json.dumps({"type": event_type, "object": obj}, separators=(",", ":")).encode() + b"\n"
+
+
+def key_of(obj: dict) -> Key:
+    meta = obj["metadata"]
+    return meta.get("namespace", ""), meta["name"]
+
+
+def with_rv(obj: dict, rv: int) -> dict:
+    return {**obj, "metadata": {**obj["metadata"], "resourceVersion": str(rv)}}
+
+
+def labels_of(obj: dict | None) -> dict:
+    return (obj or {}).get("metadata", {}).get("labels") or {}
+
+
+class ResourceStore:
+    """Objects of one resource type, their index, their watch-cache window and their watchers."""
+
+    def __init__(self, resource: str, kind: str, namespaced: bool, revision: Revision,
+                 history_size: int = 100 * 1024):
+        self.resource, self.kind, self.namespaced = resource, kind, namespaced
+        self.revision = revision
+        self.objects: dict[Key, dict] = {}
+        self.by_namespace: dict[str, dict[str, dict]] = {}
+        self.label_index: dict[tuple[str, str], set[Key]] = {}
+        self.history: deque[Change] = deque()
+        self.history_size = history_size
+        self.floor = revision.value  # a watch from any RV >= floor can be served from history
+        self.watchers = WatcherIndex()
+        self.listeners: list[Callable[[Change], None]] = []  # in-process observers (trace, model)
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def get(self, namespace: str, name: str) -> dict | None:
+        return self.objects.get((namespace, name))
+
+    def __len__(self) -> int:
+        return len(self.objects)
+
+    def candidates(self, namespace: str | None, equalities: dict[str, str]) -> Iterable[dict]:
+        """Objects that may match: narrowed by namespace and the smallest label-index bucket."""
+        if equalities:
+            buckets = [self.label_index.get(item, ()) for item in equalities.items()]
+            smallest = min(buckets, key=len)
+            found = (self.objects[key] for key in smallest)
+            return found if namespace is None else (o for o in found if o["metadata"].get("namespace") == namespace)
+        if namespace is None:
+            return self.objects.values()
+        return self.by_namespace.get(namespace, {}).values()
+
+    def state_at(self, rv: int) -> dict[Key, dict]:
+        """All objects as they were at revision ``rv`` (rv >= floor), undoing later changes."""
+        state = dict(self.objects)
+        for change in reversed(self.history):
+            if change.rv <= rv:
+                break
+            key = key_of(change.obj)
+            if change.prev is None:
+                state.pop(key, None)
+            else:
+                state[key] = change.prev
+        return state
+
+    def changes_after(self, rv: int) -> Iterator[Change]:
+        """Changes newer than ``rv`` still held in the window, oldest first."""
+        if not self.history or self.history[-1].rv <= rv:
+            return iter(())
+        return (c for c in self.history if c.rv > rv)
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def create(self, obj: dict) -> dict:
+        rv = self.revision.next()
+        obj = with_rv(obj, rv)
+        self._put(key_of(obj), obj, None)
+        self._record(Change(rv, ADDED, obj, None))
+        return obj
+
+    def replace(self, obj: dict) -> dict:
+        """Store a new state of an existing object (the caller checked it exists)."""
+        key = key_of(obj)
+        prev = self.objects[key]
+        rv = self.revision.next()
+        obj = with_rv(obj, rv)
+        self._put(key, obj, prev)
+        self._record(Change(rv, MODIFIED, obj, prev))
+        return obj
+
+    def update(self, namespace: str, name: str, mutate: Callable[[dict], dict]) -> dict | None:
+        """Apply ``mutate`` (which returns a new dict) to the current object, if it still exists."""
+        current = self.objects.get((namespace, name))
+        if current is None:
+            return None
+        new = mutate(current)
+        return current if new is current else self.replace(new)
+
+    def remove(self, namespace: str, name: str, last: dict | None = None) -> dict:
+        """Delete an object; ``last`` is the final state to report (defaults to the stored one)."""
+        key = (namespace, name)
+        prev = self.objects[key]
+        rv = self.revision.next()
+        final = with_rv(last or prev, rv)
+        self._drop(key, prev)
+        self._record(Change(rv, DELETED, final, prev))
+        return final
+
+    def compact(self, keep: int = 0) -> None:
+        """Forget all but the newest ``keep`` changes, as a watch-cache resize or etcd compaction."""
+        while len(self.history) > keep:
+            self.floor = self.history.popleft().rv
+        if keep == 0:
+            self.floor = self.revision.value
+
+    def _put(self, key: Key, obj: dict, prev: dict | None) -> None:
+        self.objects[key] = obj
+        self.by_namespace.setdefault(key[0], {})[key[1]] = obj
+        old, new = labels_of(prev), labels_of(obj)
+        if prev is not None:
+            if old == new:
+                return
+            self._unindex(key, old)
+        for item in new.items():
+            self.label_index.setdefault(item, set()).add(key)
+
+    def _drop(self, key: Key, prev: dict) -> None:
+        del self.objects[key]
+        del self.by_namespace[key[0]][key[1]]
+        self._unindex(key, labels_of(prev))
+
+    def _unindex(self, key: Key, labels: dict) -> None:
+        for item in labels.items():
+            bucket = self.label_index.get(item)
+            if bucket is not None:
+                bucket.discard(key)
+                if not bucket:
+                    del self.label_index[item]
+
+    def _record(self, change: Change) -> None:
+        self.history.append(change)
+        if len(self.history) > self.history_size:
+            self.floor = self.history.popleft().rv
+        for watcher in self.watchers.interested(change):
+            watcher.offer(change)
+        for listener in self.listeners:
+            listener(change)
+
+
+class WatcherIndex:
+    """Watchers bucketed so a change reaches only those whose namespace and labels can match."""
+
+    def __init__(self):
+        self._by_label: dict[tuple[str, str, str | None], set] = {}
+        self._unindexed: dict[str | None, set] = {}
+        self.count = 0
+
+    def add(self, watcher) -> None:
+        self._bucket(watcher).add(watcher)
+        self.count += 1
+
+    def discard(self, watcher) -> None:
+        bucket = self._bucket(watcher)
+        if watcher in bucket:
+            bucket.remove(watcher)
+            self.count -= 1
+
+    def all(self) -> list:
+        found = [w for bucket in (*self._unindexed.values(), *self._by_label.values()) for w in bucket]
+        return sorted(found, key=lambda w: w.id)
+
+    def _bucket(self, watcher) -> set:
+        if watcher.index_label is None:
+            return self._unindexed.setdefault(watcher.namespace, set())
+        key = (*watcher.index_label, watcher.namespace)
+        return self._by_label.setdefault(key, set())
+
+    def interested(self, change: Change) -> list:
+        if not self.count:
+            return []
+        namespace = change.obj["metadata"].get("namespace", "")
+        found = [*self._unindexed.get(None, ()), *self._unindexed.get(namespace, ())]
+        if self._by_label:
+            items = set(labels_of(change.obj).items()) | set(labels_of(change.prev).items())
+            for key, value in items:
+                found.extend(self._by_label.get((key, value, None), ()))
+                found.extend(self._by_label.get((key, value, namespace), ()))
+        # a stable order keeps fan-out (and so the trace) deterministic
+        return sorted(found, key=lambda w: w.id) if len(found) > 1 else found

@@ -1,0 +1,131 @@
+"""A server-to-client byte pipe on the virtual clock: the socket under a watch response.
+
+The server side writes whole HTTP chunks, ends the body, resets the connection or stalls it.
+The client side is a raw IO object that ``http.client`` reads through a buffered reader, so
+chunked decoding, ``socket.timeout`` and urllib3's ``ReadTimeoutError`` are the real ones.
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+from typing import Callable
+
+from .kernel import Kernel
+
+
+class Stream:
+    """One streaming HTTP response body in flight."""
+
+    def __init__(self, kernel: Kernel, name: str = "watch stream"):
+        self._kernel = kernel
+        self._buffer = bytearray()
+        self._data = kernel.env.event()
+        self.name = name
+        self.ended = False        # the server finished the body (clean end)
+        self.reset = False        # the connection was dropped
+        self.stalled_until = 0.0  # no bytes reach the client before this virtual time
+        self.client_closed = False
+        self.on_client_close: list[Callable[[], None]] = []
+
+    # -- server side ---------------------------------------------------------------------------
+
+    def write_chunk(self, payload: bytes) -> None:
+        if not self._open():
+            return
+        self._buffer += b"%x\r\n%s\r\n" % (len(payload), payload)
+        self._wake()
+
+    def write_raw(self, data: bytes) -> None:
+        if self._open():
+            self._buffer += data
+            self._wake()
+
+    def end(self) -> None:
+        """Finish the body cleanly (the last chunk), as at timeoutSeconds."""
+        if self._open():
+            self._buffer += b"0\r\n\r\n"
+            self.ended = True
+            self._wake()
+
+    def drop(self) -> None:
+        """Drop the connection: the client's next read fails with a connection reset."""
+        if self._open():
+            self.reset = True
+            self._wake()
+
+    def stall(self, seconds: float | None) -> None:
+        """Hold back every byte for ``seconds`` (None: until the client gives up)."""
+        until = float("inf") if seconds is None else self._kernel.env.now + seconds
+        self.stalled_until = max(self.stalled_until, until)
+        if seconds is not None:
+            self._kernel.env.timeout(seconds).callbacks.append(lambda _: self._wake())
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    def _open(self) -> bool:
+        return not (self.ended or self.reset or self.client_closed)
+
+    def _wake(self) -> None:
+        if not self._data.triggered:
+            self._data.succeed()
+
+    # -- client side ---------------------------------------------------------------------------
+
+    def read_into(self, target, read_timeout: float | None) -> int:
+        while True:
+            if self.client_closed:
+                raise ValueError("I/O operation on closed stream")
+            if self.reset:
+                raise ConnectionResetError(104, "Connection reset by peer")
+            stalled = self._kernel.env.now < self.stalled_until
+            if self._buffer and not stalled:
+                n = min(len(target), len(self._buffer))
+                target[:n] = self._buffer[:n]
+                del self._buffer[:n]
+                return n
+            if self.ended and not self._buffer:
+                return 0
+            self._data = self._kernel.env.event()
+            if not self._kernel.wait(self._data, read_timeout, f"read on {self.name}"):
+                raise socket.timeout("timed out")
+
+    def close_from_client(self) -> None:
+        if not self.client_closed:
+            self.client_closed = True
+            for callback in self.on_client_close:
+                callback()
+
+
+class StreamReader(io.RawIOBase):
+    """The client's end of a Stream, as the raw file under ``socket.makefile('rb')``."""
+
+    def __init__(self, stream: Stream, read_timeout: float | None):
+        self._stream = stream
+        self._read_timeout = read_timeout
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        return self._stream.read_into(memoryview(buffer).cast("B"), self._read_timeout)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._stream.close_from_client()
+        super().close()
+
+
+class StreamSocket:
+    """Just enough of a socket for ``http.client.HTTPResponse`` to read a response from."""
+
+    def __init__(self, stream: Stream, read_timeout: float | None):
+        self._stream, self._read_timeout = stream, read_timeout
+
+    def makefile(self, mode: str = "rb", *args, **kwargs):
+        return io.BufferedReader(StreamReader(self._stream, self._read_timeout))
+
+    def close(self) -> None:
+        self._stream.close_from_client()

@@ -1,0 +1,95 @@
+"""The server side of one watch: filtering, selector transitions, bookmarks and the deadline.
+
+Mirrors kube-apiserver's cache watcher: an object entering the selector is ADDED, one leaving it
+is DELETED with its previous content but the event's resourceVersion (no deletionTimestamp:
+Airflow's executor reads that as "adopted by another scheduler").
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+from .selectors import FieldSelector, LabelSelector
+from .status import ApiError
+from .store import ADDED, DELETED, MODIFIED, Change, ResourceStore, event_line, with_rv
+from .stream import Stream
+
+_ids = itertools.count(1)
+
+
+class Watcher:
+    def __init__(self, store: ResourceStore, stream: Stream, namespace: str | None,
+                 labels: LabelSelector, fields: FieldSelector, bookmarks: bool):
+        self.id = next(_ids)
+        self.store, self.stream = store, stream
+        self.namespace = namespace
+        self.labels, self.fields = labels, fields
+        self.bookmarks = bookmarks
+        self.open = True
+        self.sent = 0
+        self.max_pending: int | None = None  # slow watchers beyond this are closed silently
+        equalities = labels.equalities()
+        self.index_label = min(equalities.items()) if equalities else None
+        self._plain = labels.is_empty and fields.is_empty
+        stream.on_client_close.append(self.close)
+
+    def matches(self, obj: dict | None) -> bool:
+        if obj is None:
+            return False
+        if self.namespace is not None and obj["metadata"].get("namespace") != self.namespace:
+            return False
+        return self._plain or (self.labels.matches(obj["metadata"].get("labels") or {})
+                               and self.fields.matches(obj))
+
+    def offer(self, change: Change) -> None:
+        """Send the change as this watcher sees it through its selectors."""
+        if not self.open:
+            return
+        if change.type == ADDED:
+            if self.matches(change.obj):
+                self._send(change.line())
+        elif change.type == MODIFIED:
+            now, before = self.matches(change.obj), self.matches(change.prev)
+            if now and before:
+                self._send(change.line())
+            elif now:
+                self._send(event_line(ADDED, change.obj))
+            elif before:
+                self._send(event_line(DELETED, with_rv(change.prev, change.rv)))
+        elif self.matches(change.prev):
+            self._send(change.line())
+
+    def send_added(self, obj: dict) -> None:
+        self._send(event_line(ADDED, obj))
+
+    def send_bookmark(self, rv: int, initial_events_end: bool = False) -> None:
+        meta: dict = {"resourceVersion": str(rv)}
+        if initial_events_end:
+            meta["annotations"] = {"k8s.io/initial-events-end": "true"}
+        obj = {"kind": self.store.kind, "apiVersion": "v1", "metadata": meta}
+        self._send(event_line("BOOKMARK", obj))
+
+    def send_error(self, error: ApiError) -> None:
+        """The ERROR event that ends a watch (410 Expired, 504 Timeout, ...)."""
+        self._send(json.dumps({"type": "ERROR", "object": error.status()},
+                              separators=(",", ":")).encode() + b"\n")
+        self.finish()
+
+    def _send(self, line: bytes) -> None:
+        if self.max_pending is not None and self.stream.pending > self.max_pending:
+            self.stream.drop()  # kube-apiserver closes a watcher that cannot keep up
+            self.close()
+            return
+        self.sent += 1
+        self.stream.write_chunk(line)
+
+    def finish(self) -> None:
+        """End the stream cleanly (timeoutSeconds reached, or after an ERROR event)."""
+        self.stream.end()
+        self.close()
+
+    def close(self) -> None:
+        if self.open:
+            self.open = False
+            self.store.watchers.discard(self)

@@ -48,7 +48,7 @@ class Strategy:
 
 class NamespaceStrategy(Strategy):
     def validate_name(self, name: str) -> list[dict]:
-        return [c.to_dict() for c in validation.validate_namespace_name(name)]
+        return [c.to_dict() for c in validation.validate_namespace_name(name, "metadata.name")]
 
     def prepare_create(self, obj: dict) -> dict:
         return {**obj, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}

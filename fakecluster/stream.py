@@ -75,6 +75,8 @@ class Stream:
     # -- client side ---------------------------------------------------------------------------
 
     def read_into(self, target, read_timeout: float | None) -> int:
+        now = self._kernel.env.now
+        deadline = None if read_timeout is None else now + read_timeout
         while True:
             if self.client_closed:
                 raise ValueError("I/O operation on closed stream")
@@ -89,7 +91,8 @@ class Stream:
             if self.ended and not self._buffer:
                 return 0
             self._data = self._kernel.env.event()
-            if not self._kernel.wait(self._data, read_timeout, f"read on {self.name}"):
+            left = None if deadline is None else deadline - self._kernel.env.now
+            if left is not None and left <= 0 or not self._kernel.wait(self._data, left, f"read on {self.name}"):
                 raise socket.timeout("timed out")
 
     def close_from_client(self) -> None:

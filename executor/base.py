@@ -1,0 +1,96 @@
+"""The executor contract the scheduler drives: queue, heartbeat, slots and the event buffer."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from .keys import CommandType, State, TaskInstanceKey
+
+log = logging.getLogger(__name__)
+
+
+class BaseExecutor:
+    """Holds queued commands until there is a slot, then hands them to ``execute_async``.
+
+    ``parallelism`` 0 means unlimited slots. ``running`` holds the keys with a live try;
+    ``event_buffer`` holds (state, info) per key until the scheduler collects it.
+    """
+
+    def __init__(self, parallelism: int = 32):
+        self.parallelism = parallelism
+        self.queued_tasks: dict[TaskInstanceKey, tuple[CommandType, int, str | None, Any]] = {}
+        self.running: set[TaskInstanceKey] = set()
+        self.event_buffer: dict[TaskInstanceKey, tuple[str | None, Any]] = {}
+
+    # -- what the scheduler calls --------------------------------------------------------------
+
+    def queue_command(self, key: TaskInstanceKey, command: CommandType, priority: int = 1,
+                      queue: str | None = None, executor_config: Any = None) -> None:
+        if key in self.queued_tasks or key in self.running:
+            log.info("could not queue %s: already queued or running", key)
+            return
+        self.queued_tasks[key] = (command, priority, queue, executor_config)
+
+    def has_task(self, key: TaskInstanceKey) -> bool:
+        return key in self.queued_tasks or key in self.running
+
+    @property
+    def slots_available(self) -> int:
+        if self.parallelism == 0:
+            return len(self.queued_tasks) or 1
+        return self.parallelism - len(self.running)
+
+    open_slots = slots_available
+
+    def heartbeat(self) -> None:
+        """Launch what the open slots allow, then let the executor catch up."""
+        self.trigger_tasks(self.slots_available)
+        self.sync()
+
+    def trigger_tasks(self, open_slots: int) -> None:
+        by_priority = sorted(self.queued_tasks.items(), key=lambda item: -item[1][1])
+        for key, (command, _priority, queue, executor_config) in by_priority[:max(open_slots, 0)]:
+            del self.queued_tasks[key]
+            self.running.add(key)
+            self.execute_async(key, command, queue, executor_config)
+
+    def get_event_buffer(self, dag_ids=None) -> dict[TaskInstanceKey, tuple[str | None, Any]]:
+        """Hand over (and forget) the events, optionally only those of some DAGs."""
+        if dag_ids is None:
+            events, self.event_buffer = self.event_buffer, {}
+            return events
+        events = {k: v for k, v in self.event_buffer.items() if k.dag_id in dag_ids}
+        for key in events:
+            del self.event_buffer[key]
+        return events
+
+    # -- what executors call -------------------------------------------------------------------
+
+    def change_state(self, key: TaskInstanceKey, state: str | None, info: Any = None) -> None:
+        self.running.discard(key)
+        self.event_buffer[key] = (state, info)
+
+    def fail(self, key: TaskInstanceKey, info: Any = None) -> None:
+        self.change_state(key, State.FAILED, info)
+
+    def success(self, key: TaskInstanceKey, info: Any = None) -> None:
+        self.change_state(key, State.SUCCESS, info)
+
+    # -- what executors implement --------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the executor's background work."""
+
+    def execute_async(self, key: TaskInstanceKey, command: CommandType, queue: str | None = None,
+                      executor_config: Any = None) -> None:
+        raise NotImplementedError
+
+    def sync(self) -> None:
+        raise NotImplementedError
+
+    def end(self) -> None:
+        raise NotImplementedError
+
+    def terminate(self) -> None:
+        raise NotImplementedError

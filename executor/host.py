@@ -1,0 +1,234 @@
+"""The executor's host, playing Airflow's part: a task-instance store and a scheduler loop.
+
+``TaskStore`` is the metadata database's role (state, try_number, queued_by_job_id, scheduler
+jobs and their heartbeats). ``SchedulerJob`` queues task instances, heartbeats the executor,
+applies its events, retries failed tries up to their limit, and can crash and be succeeded by
+a new job that adopts what it can and resets the rest. A task's pod reports its own progress
+through ``TaskStore.report_from_pod``, as an Airflow task process writes its own state.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .keys import State, TaskInstanceKey
+from .runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+TERMINAL = (State.SUCCESS, State.FAILED, State.UPSTREAM_FAILED)
+UNFINISHED = (State.SCHEDULED, State.QUEUED, State.RUNNING, State.UP_FOR_RETRY)
+
+
+@dataclass
+class TaskInstance:
+    dag_id: str
+    task_id: str
+    run_id: str
+    map_index: int = -1
+    retries: int = 0
+    priority: int = 1
+    executor_config: Any = None
+    state: str | None = State.SCHEDULED
+    try_number: int = 0                 # the try in flight (or last run); 0: never queued
+    queued_by_job_id: str | None = None
+    history: list[tuple[float, str | None, int]] = field(default_factory=list)
+
+    @property
+    def key(self) -> TaskInstanceKey:
+        return TaskInstanceKey(self.dag_id, self.task_id, self.run_id, self.try_number, self.map_index)
+
+    @property
+    def primary(self) -> tuple:
+        return self.key.primary
+
+    def command(self) -> list[str]:
+        command = ["airflow", "tasks", "run", self.dag_id, self.task_id, self.run_id, "--local"]
+        return command + (["--map-index", str(self.map_index)] if self.map_index >= 0 else [])
+
+
+@dataclass
+class JobRecord:
+    job_id: str
+    state: str = State.RUNNING
+    latest_heartbeat: float = 0.0
+
+
+class TaskStore:
+    """Task instances and scheduler jobs: what the executor and scheduler read and write."""
+
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
+        self.tis: dict[tuple, TaskInstance] = {}
+        self.jobs: dict[str, JobRecord] = {}
+
+    def add(self, ti: TaskInstance) -> TaskInstance:
+        self.tis[ti.primary] = ti
+        self._log(ti)
+        return ti
+
+    def get(self, key: TaskInstanceKey) -> TaskInstance | None:
+        return self.tis.get(key.primary)
+
+    def set_state(self, ti: TaskInstance, state: str | None) -> None:
+        if ti.state != state:
+            ti.state = state
+            self._log(ti)
+
+    def _log(self, ti: TaskInstance) -> None:
+        ti.history.append((self.runtime.now(), ti.state, ti.try_number))
+
+    def in_state(self, *states) -> list[TaskInstance]:
+        return [ti for ti in self.tis.values() if ti.state in states]
+
+    def queued_by(self, job_id: str) -> list[TaskInstance]:
+        return [ti for ti in self.tis.values() if ti.state == State.QUEUED and ti.queued_by_job_id == str(job_id)]
+
+    def reset_to_scheduled(self, key: TaskInstanceKey) -> None:
+        """Give back a try that never ran: it does not count against the retries."""
+        ti = self.get(key)
+        if ti is not None and ti.try_number == key.try_number and ti.state == State.QUEUED:
+            ti.try_number -= 1
+            ti.queued_by_job_id = None
+            self.set_state(ti, State.SCHEDULED)
+
+    def all_done(self) -> bool:
+        return all(ti.state in TERMINAL for ti in self.tis.values())
+
+    # -- what task processes write -------------------------------------------------------------
+
+    def report_from_pod(self, pod: dict) -> None:
+        """A task's pod reports its progress, as the task process would: RUNNING when it starts,
+        SUCCESS or a failure (retry or FAILED) when its container exits by itself."""
+        annotations = pod["metadata"].get("annotations") or {}
+        if "dag_id" not in annotations:
+            return
+        ti = self.tis.get((annotations["dag_id"], annotations["task_id"], annotations.get("run_id", ""),
+                           int(annotations.get("map_index", -1))))
+        if ti is None or str(ti.try_number) != annotations.get("try_number") or ti.state in TERMINAL:
+            return
+        phase = (pod.get("status") or {}).get("phase")
+        if phase == "Running" and ti.state == State.QUEUED:
+            self.set_state(ti, State.RUNNING)
+        elif phase in ("Succeeded", "Failed") and ti.state in (State.QUEUED, State.RUNNING):
+            exited_by_itself = phase == "Succeeded" or _exit_code(pod) not in (None, 137, 143)
+            if phase == "Succeeded":
+                self.set_state(ti, State.SUCCESS)
+            elif exited_by_itself:
+                self.handle_failure(ti)
+
+    def handle_failure(self, ti: TaskInstance) -> None:
+        self.set_state(ti, State.UP_FOR_RETRY if ti.try_number <= ti.retries else State.FAILED)
+
+    # -- scheduler jobs ------------------------------------------------------------------------
+
+    def live_scheduler_ids(self, threshold: float) -> list[str]:
+        now = self.runtime.now()
+        return [j.job_id for j in self.jobs.values()
+                if j.state == State.RUNNING and now - j.latest_heartbeat <= threshold]
+
+
+def _exit_code(pod: dict) -> int | None:
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        ended = (status.get("state") or {}).get("terminated")
+        if ended:
+            return ended.get("exitCode")
+    return None
+
+
+class SchedulerJob:
+    """One scheduler process: its loop, its executor, its job id."""
+
+    def __init__(self, store: TaskStore, runtime: Runtime, job_id: str,
+                 make_executor: Callable[[str], Any], loop_interval: float = 1.0,
+                 health_check_threshold: float = 30.0):
+        self.store, self.runtime, self.job_id = store, runtime, str(job_id)
+        self.executor = make_executor(self.job_id)
+        self.loop_interval = loop_interval
+        self.health_check_threshold = health_check_threshold
+        self.loops = 0
+        self.running = False
+        self.stale_events = 0
+        self.handle = None
+
+    def start(self) -> None:
+        """Run the loop in the background until every task is done or the job stops."""
+        self.handle = self.runtime.spawn(self.run, name=f"scheduler-{self.job_id}")
+
+    def run(self) -> None:
+        self.store.jobs[self.job_id] = JobRecord(self.job_id, State.RUNNING, self.runtime.now())
+        self.running = True
+        self.executor.start()
+        self.adopt_or_reset_orphans()
+        while self.running and not self.store.all_done():
+            self.loop_once()
+            self.runtime.sleep(self.loop_interval)
+        if self.running:
+            self.stop()
+
+    def loop_once(self) -> None:
+        self.loops += 1
+        self.store.jobs[self.job_id].latest_heartbeat = self.runtime.now()
+        self._queue_scheduled()
+        self.executor.heartbeat()
+        self._process_events()
+
+    def stop(self) -> None:
+        """A clean shutdown: the executor flushes everything it holds."""
+        self.running = False
+        self.executor.end()
+        self._process_events()
+        self.store.jobs[self.job_id].state = State.SUCCESS
+
+    def crash(self) -> None:
+        """The scheduler process dies: no flush, its in-memory queues are lost."""
+        self.running = False
+        if self.handle is not None:
+            self.handle.kill()
+        self.executor.terminate()
+        self.store.jobs[self.job_id].state = State.FAILED
+
+    # -- scheduling ----------------------------------------------------------------------------
+
+    def _queue_scheduled(self) -> None:
+        for ti in self.store.in_state(State.UP_FOR_RETRY):
+            self.store.set_state(ti, State.SCHEDULED)
+        for ti in sorted(self.store.in_state(State.SCHEDULED), key=lambda t: -t.priority):
+            ti.try_number += 1
+            ti.queued_by_job_id = self.job_id
+            self.store.set_state(ti, State.QUEUED)
+            self.executor.queue_command(ti.key, ti.command(), ti.priority, None, ti.executor_config)
+
+    def _process_events(self) -> None:
+        for key, (state, info) in self.executor.get_event_buffer().items():
+            ti = self.store.get(key)
+            if ti is None or ti.try_number != key.try_number:
+                self.stale_events += 1
+                continue
+            if state == State.SCHEDULED:  # handed back unlaunched at shutdown
+                self.store.reset_to_scheduled(key)
+            elif state in (State.SUCCESS, State.FAILED, None) and ti.state in (State.QUEUED, State.RUNNING):
+                if state == State.SUCCESS:
+                    self.store.set_state(ti, State.SUCCESS)
+                else:
+                    # The try ended but the task never said how: it was killed externally.
+                    log.warning("executor reports %s finished (%s: %s) although the task says it is %s",
+                                key, state, info, ti.state)
+                    self.store.handle_failure(ti)
+
+    def adopt_or_reset_orphans(self) -> None:
+        """Adopt the unfinished tries of dead schedulers; reset those that cannot be adopted."""
+        live = set(self.store.live_scheduler_ids(self.health_check_threshold)) - {self.job_id}
+        orphans = [ti for ti in self.store.in_state(State.QUEUED, State.RUNNING)
+                   if ti.queued_by_job_id and ti.queued_by_job_id not in live and ti.queued_by_job_id != self.job_id]
+        if not orphans:
+            return
+        for ti in self.executor.try_adopt_task_instances(orphans):
+            log.info("resetting orphaned task %s", ti.key)
+            ti.queued_by_job_id = None
+            self.store.set_state(ti, State.SCHEDULED)
+        for ti in orphans:
+            if ti.state in (State.QUEUED, State.RUNNING):
+                ti.queued_by_job_id = self.job_id

@@ -1,0 +1,13 @@
+"""executor: a standalone KubernetesExecutor (Airflow-style) and its scheduler host.
+
+Written against ``kubernetes.client`` and an injected Runtime; knows nothing of simulation.
+"""
+
+from .config import ConfigError, ExecutorConfig
+from .host import SchedulerJob, TaskInstance, TaskStore
+from .keys import InvalidCommand, State, TaskInstanceKey
+from .kubernetes_executor import KubernetesExecutor
+from .runtime import Runtime, ThreadedRuntime
+
+__all__ = ["KubernetesExecutor", "ExecutorConfig", "ConfigError", "SchedulerJob", "TaskInstance",
+           "TaskStore", "TaskInstanceKey", "State", "InvalidCommand", "Runtime", "ThreadedRuntime"]

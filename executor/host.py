@@ -155,6 +155,7 @@ class SchedulerJob:
 
     def start(self) -> None:
         """Run the loop in the background until every task is done or the job stops."""
+        self.running = True
         self.handle = self.runtime.spawn(self.run, name=f"scheduler-{self.job_id}")
 
     def run(self) -> None:

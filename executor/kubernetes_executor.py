@@ -272,7 +272,7 @@ class KubernetesExecutor(BaseExecutor):
         horizon = self.runtime.now() - 3 * self.config.worker_pods_queued_check_interval
         self.last_handled = {k: t for k, t in self.last_handled.items() if t >= horizon}
         candidates = [ti for ti in store.queued_by(self.job_id)
-                      if ti.key not in self.last_handled and ti.key not in self.running]
+                      if ti.key not in self.last_handled and not self.has_task(ti.key)]
         if not candidates:
             return
         with_pods = {self._key_of(p) for p in self._started().list_pods(f"airflow-worker={self.job_id}")}
@@ -296,10 +296,11 @@ class KubernetesExecutor(BaseExecutor):
         launcher = self._started()
         not_adopted, by_job = [], {}
         for ti in tis:
-            if not ti.queued_by_job_id or str(ti.queued_by_job_id) == self.job_id:
-                not_adopted.append(ti) if not ti.queued_by_job_id else None
-                continue
-            by_job.setdefault(str(ti.queued_by_job_id), []).append(ti)
+            owner = str(ti.queued_by_job_id or "")
+            if not owner:
+                not_adopted.append(ti)
+            elif owner != self.job_id:  # our own tries need no adopting
+                by_job.setdefault(owner, []).append(ti)
         for old_job, job_tis in by_job.items():
             pods = launcher.list_pods(f"kubernetes_executor=True,airflow-worker={old_job},{DONE_LABEL}!=True",
                                       "status.phase!=Succeeded")
@@ -353,7 +354,7 @@ class KubernetesExecutor(BaseExecutor):
     def terminate(self) -> None:
         """Stop at once (the scheduler is going down hard): watchers are stopped, nothing flushed."""
         if self.launcher is not None:
-            self.launcher.stop_watchers()
+            self.launcher.kill_watchers()
             self.launcher = None
 
 

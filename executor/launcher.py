@@ -3,6 +3,7 @@ and keeps one watcher per namespace alive."""
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from typing import NamedTuple
@@ -13,7 +14,7 @@ from kubernetes.client.exceptions import ApiException
 from .config import ExecutorConfig
 from .events import DONE_LABEL
 from .keys import CommandType, TaskInstanceKey
-from .podgen import construct_pod, load_pod_template
+from .podgen import construct_pod, create_unique_id, load_pod_template, random_suffix
 from .runtime import Runtime
 from .watcher import ALL_NAMESPACES, JobWatcher
 
@@ -36,7 +37,7 @@ class PodLauncher:
         self.job_id = str(scheduler_job_id)
         self.resource_versions = resource_versions
         self.mutation_hook = mutation_hook
-        self.base_pod = load_pod_template(config.pod_template_file, config)
+        self.base_pod = load_pod_template(config.pod_template_file, config.worker_image)
         self.results = runtime.queue("watcher results")
         self.watchers: dict[str, JobWatcher] = {}
         self.restarts = 0
@@ -68,6 +69,13 @@ class PodLauncher:
                           namespace, reason, resume)
                 self.restarts += 1
                 self.watchers[namespace] = self._start_watcher(namespace, resume)
+
+    def kill_watchers(self) -> None:
+        """Stop every watcher at once, without waiting (the process is going down hard)."""
+        for watcher in self.watchers.values():
+            watcher.stop()
+            if watcher.handle is not None:
+                watcher.handle.kill()
 
     def stop_watchers(self) -> None:
         for watcher in self.watchers.values():
@@ -118,7 +126,6 @@ class PodLauncher:
                 response = self.kube.list_pod_for_all_namespaces(**kwargs)
             else:
                 response = self.kube.list_namespaced_pod(namespace, **kwargs)
-            import json
             pods.extend(json.loads(response.data).get("items") or [])
         return pods
 
@@ -127,5 +134,4 @@ class PodLauncher:
 
 
 def new_pod_name(key: TaskInstanceKey, rng: random.Random) -> str:
-    from .podgen import create_unique_id, random_suffix
     return create_unique_id(key.dag_id, key.task_id, random_suffix(rng))

@@ -22,6 +22,7 @@ class BaseExecutor:
         self.queued_tasks: dict[TaskInstanceKey, tuple[CommandType, int, str | None, Any]] = {}
         self.running: set[TaskInstanceKey] = set()
         self.event_buffer: dict[TaskInstanceKey, tuple[str | None, Any]] = {}
+        self.state_listeners: list = []  # called with (key, state, info) on every state change
 
     # -- what the scheduler calls --------------------------------------------------------------
 
@@ -70,6 +71,8 @@ class BaseExecutor:
     def change_state(self, key: TaskInstanceKey, state: str | None, info: Any = None) -> None:
         self.running.discard(key)
         self.event_buffer[key] = (state, info)
+        for listener in self.state_listeners:
+            listener(key, state, info)
 
     def fail(self, key: TaskInstanceKey, info: Any = None) -> None:
         self.change_state(key, State.FAILED, info)

@@ -27,6 +27,7 @@ class World:
         self.mutation_hook = mutation_hook
         self.store = TaskStore(cluster.runtime)
         self.jobs: list[SchedulerJob] = []
+        self.on_executor = None  # called with each new executor (the runner hooks its checks here)
         self._job_ids = itertools.count(1)
         self._rng = random.Random(cluster.rng.getrandbits(32))
         # The pod reports its own progress, as an Airflow task process writes its own state.
@@ -49,14 +50,18 @@ class World:
     # -- schedulers ----------------------------------------------------------------------------
 
     def make_executor(self, job_id: str) -> KubernetesExecutor:
-        return KubernetesExecutor(self.cluster.api_client(), self.cluster.runtime, job_id, self.config,
-                                  task_store=self.store, rng=random.Random(self._rng.getrandbits(32)),
-                                  mutation_hook=self.mutation_hook)
+        executor = KubernetesExecutor(self.cluster.api_client(), self.cluster.runtime, job_id, self.config,
+                                      task_store=self.store, rng=random.Random(self._rng.getrandbits(32)),
+                                      mutation_hook=self.mutation_hook)
+        if self.on_executor is not None:
+            self.on_executor(executor)
+        return executor
 
     def start_scheduler(self) -> SchedulerJob:
         """Start a new scheduler job (a new job id) in the background."""
         job = SchedulerJob(self.store, self.cluster.runtime, str(next(self._job_ids)), self.make_executor,
-                           self.loop_interval, self.config.scheduler_health_check_threshold)
+                           self.loop_interval, self.config.scheduler_health_check_threshold,
+                           orphan_check_interval=self.config.orphaned_tasks_check_interval)
         self.jobs.append(job)
         job.start()
         return job
@@ -85,6 +90,9 @@ class World:
         def wait_until_done():
             deadline = None if timeout is None else self.cluster.now + timeout
             while not self.store.all_done() and any(job.running or job.handle.is_alive() for job in self.jobs):
+                for job in self.jobs:  # a scheduler that died of an error: say why, do not wait
+                    if not job.handle.is_alive() and getattr(job.handle, "exception", None) is not None:
+                        raise job.handle.exception
                 if deadline is not None and self.cluster.now >= deadline:
                     raise TimeoutError(f"tasks not done after {timeout}s of virtual time: {self.states()}")
                 self.cluster.sleep(self.loop_interval)

@@ -1,0 +1,156 @@
+"""From a validated scenario to a running world: cluster, behaviour, faults, tasks, timeline."""
+
+from __future__ import annotations
+
+from faker import Faker
+
+from fakecluster import Behaviour, ErrorRule, FakeCluster, Faults, Outage, constant, exponential, lognormal, uniform
+from executor import State, TaskInstance
+
+from .schema import Distribution, Fault, Scenario, WorkloadSpec
+from .world import World
+
+
+def draw(dist: Distribution):
+    """A fakecluster sampler for a schema distribution."""
+    if dist.constant is not None:
+        return constant(dist.constant)
+    if dist.uniform is not None:
+        return uniform(*dist.uniform)
+    if dist.exponential is not None:
+        return exponential(dist.exponential)
+    return lognormal(dist.lognormal.median, dist.lognormal.p99)
+
+
+def build_world(scenario: Scenario, seed: int) -> World:
+    spec, work = scenario.cluster, scenario.workload
+    faults = Faults(latency={verb: draw(d) for verb, d in spec.api_latency.items()})
+    behaviour = Behaviour(run_seconds=draw(work.run_seconds), failure_probability=work.failure_probability,
+                          oom_probability=work.oom_probability,
+                          image_error_probability=work.image_error_probability, image_error=work.image_error,
+                          unschedulable_probability=work.unschedulable_probability)
+    cluster = FakeCluster(seed=seed, nodes=spec.nodes, node_cpu=spec.node.cpu, node_memory=spec.node.memory,
+                          node_pods=spec.node.pods, watch_cache_size=spec.watch_cache_size,
+                          namespaces=tuple(dict.fromkeys(["default", "kube-system", *spec.namespaces])),
+                          behaviour=behaviour, faults=faults, scheduling_delay=spec.scheduling_delay)
+    world = World(cluster, scenario.executor_config(), scenario.scheduler.loop_interval)
+    for fault in scenario.faults:
+        schedule_fault(world, fault)
+    add_workload(world, work, seed)
+    return world
+
+
+def add_workload(world: World, work: WorkloadSpec, seed: int) -> None:
+    names = task_names(work, seed)
+    executor_config = pod_override(work)
+    tis = [TaskInstance(dag_id, task_id, "scheduled__2024-01-01T00:00:00+00:00", retries=work.retries,
+                        executor_config=executor_config,
+                        state=State.SCHEDULED if work.arrival.mode == "at_once" else None)
+           for dag_id, task_id in names]
+    for ti in tis:
+        world.store.add(ti)
+    if work.arrival.mode == "rate":
+        world.cluster.spawn(arrive, world, tis, 1.0 / work.arrival.per_second, name="arrivals")
+
+
+def arrive(world: World, tis: list, gap: float) -> None:
+    for ti in tis:
+        world.store.set_state(ti, State.SCHEDULED)
+        world.cluster.sleep(gap)
+
+
+def pod_override(work: WorkloadSpec) -> dict:
+    container = {"name": "base", "resources": {"requests": {"cpu": work.requests.cpu,
+                                                            "memory": work.requests.memory}}}
+    override: dict = {"spec": {"containers": [container]}}
+    if work.annotations:
+        override["metadata"] = {"annotations": dict(work.annotations)}
+    return {"pod_override": override}
+
+
+def task_names(work: WorkloadSpec, seed: int) -> list[tuple[str, str]]:
+    """(dag_id, task_id) pairs, unique, from a Faker seeded by the scenario's seed."""
+    faker = Faker(["en_US", "de_DE", "ja_JP"] if work.names == "awkward" else "en_US")
+    faker.seed_instance(seed)
+    pairs = []
+    for d in range(work.dags):
+        dag_id = dag_name(faker, work.names, d)
+        for t in range(work.tasks_per_dag):
+            pairs.append((dag_id, task_name(faker, work.names, t)))
+    return pairs
+
+
+def dag_name(faker: Faker, style: str, i: int) -> str:
+    if style == "plain":
+        return f"dag_{i}"
+    if style == "awkward":
+        return f"{faker.catch_phrase().replace(' ', '_')}_{faker.unique.name()}_{'X' * 40}_{i}"
+    return f"{faker.word()}_{faker.word()}_{faker.random_element(['daily', 'hourly', 'etl', 'sync'])}_{i}"
+
+
+def task_name(faker: Faker, style: str, i: int) -> str:
+    if style == "plain":
+        return f"task_{i}"
+    if style == "awkward":
+        return f"{faker.bs().title().replace(' ', '.')}--{faker.unique.last_name()}__{i}"
+    return f"{faker.word()}_{faker.random_element(['extract', 'load', 'transform', 'report'])}_{i}"
+
+
+def schedule_fault(world: World, fault: Fault) -> None:
+    cluster, faults = world.cluster, world.cluster.faults
+    action = fault.action
+    if action == "api_errors":
+        rule = fault.api_errors
+        faults.errors.append(ErrorRule(rule.code, tuple(rule.verbs), probability=rule.probability,
+                                       count=rule.count, start=rule.start,
+                                       end=rule.end if rule.end is not None else float("inf"),
+                                       retry_after=rule.retry_after, status_body=rule.status_body))
+        return
+    if action == "outage":
+        faults.outages.append(Outage(fault.outage.start, fault.outage.end, fault.outage.mode))
+        return
+    if action == "connection_resets":
+        faults.reset_probability = fault.connection_resets
+        return
+    strike = timed_action(world, fault)
+    times = [fault.at]
+    if fault.every:
+        end = fault.until if fault.until is not None else world.cluster.kernel.horizon
+        while times[-1] + fault.every <= end and len(times) < 10_000:
+            times.append(times[-1] + fault.every)
+    for when in times:
+        cluster.at(when, strike)
+
+
+def timed_action(world: World, fault: Fault):
+    cluster = world.cluster
+    action = fault.action
+    if action == "expire_watches":
+        return cluster.expire_watches
+    if action == "compact":
+        return lambda: cluster.compact(fault.compact.keep)
+    if action == "stall_watches":
+        return lambda: cluster.stall_watches(fault.stall_watches.seconds)
+    if action == "drop_watches":
+        return cluster.drop_watches
+    if action == "restart_scheduler":
+        return world.restart_scheduler
+    if action == "start_scheduler":
+        return world.start_scheduler
+    if action == "lose_node":
+        spec = fault.lose_node
+
+        def lose():
+            cluster.lose_node(spec.node)
+            if spec.restore_after:
+                cluster.at(cluster.now + spec.restore_after, lambda: cluster.restore_node(spec.node))
+        return lose
+    if action == "evict":
+        return lambda: evict_running(world, fault.evict.count)
+    raise ValueError(f"unknown fault action {action}")
+
+
+def evict_running(world: World, count: int) -> None:
+    running = [p for p in world.cluster.pods() if (p.get("status") or {}).get("phase") == "Running"]
+    for pod in world.cluster.rng.sample(running, min(count, len(running))):
+        world.cluster.evict(pod["metadata"]["namespace"], pod["metadata"]["name"])

@@ -1,0 +1,152 @@
+"""Reading scenario files: YAML in, validated ``Scenario`` objects out, or an error that names
+the file, the line and the field, says what was expected, and how to fix it."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from .schema import Scenario
+
+Location = tuple
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be used; ``problems`` are (line, field, message) triples."""
+
+    def __init__(self, path: Path | str, problems: list[tuple[int | None, str, str]]):
+        self.path, self.problems = Path(path), problems
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        lines = [f"{self.path}: invalid scenario ({len(self.problems)} problem{'s' * (len(self.problems) > 1)})"]
+        for line, where, message in self.problems:
+            place = f"{self.path}:{line}" if line else str(self.path)
+            lines.append(f"  {place}: {where}: {message}" if where else f"  {place}: {message}")
+        lines.append("  (run `kubesim schema` for the full schema)")
+        return "\n".join(lines)
+
+
+@dataclass
+class LoadedScenario:
+    scenario: Scenario
+    path: Path
+    variant: str = ""                      # matrix entry id, "" when the file has no matrix
+    lines: dict[Location, int] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        name = self.scenario.name or self.path.stem
+        return f"{name}[{self.variant}]" if self.variant else name
+
+    def line_of(self, *location) -> int | None:
+        return line_for(self.lines, tuple(location))
+
+
+def load(path: str | Path) -> list[LoadedScenario]:
+    """Every scenario a file declares: one, or one per matrix entry."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(path, [(None, "", f"cannot read the file: {exc.strerror}")]) from None
+    raw, lines = parse_yaml(path, text)
+    base = validate(path, raw, lines)
+    if not base.matrix:
+        return [LoadedScenario(base, path, "", lines)]
+    return [LoadedScenario(validate(path, apply_overrides(path, raw, entry, lines, i), lines), path,
+                           variant_id(entry), lines)
+            for i, entry in enumerate(base.matrix)]
+
+
+def parse_yaml(path: Path, text: str) -> tuple[dict, dict[Location, int]]:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ScenarioError(path, [(mark.line + 1 if mark else None, "",
+                                    f"YAML syntax error: {problem}; check indentation and quoting")]) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ScenarioError(path, [(1, "", f"a scenario is a mapping of sections (cluster, executor, "
+                                           f"workload, faults, expect, until), not a {type(raw).__name__}")])
+    lines: dict[Location, int] = {}
+    if node is not None:
+        index_lines(node, (), lines)
+    return raw, lines
+
+
+def index_lines(node, location: Location, lines: dict) -> None:
+    lines[location] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = location + (key.value,)
+            lines[child] = key.start_mark.line + 1
+            index_lines(value, child, lines)
+            lines[child] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            index_lines(item, location + (i,), lines)
+
+
+def line_for(lines: dict[Location, int], location: Location) -> int | None:
+    while location:
+        if location in lines:
+            return lines[location]
+        location = location[:-1]
+    return lines.get(())
+
+
+def validate(path: Path, raw: dict, lines: dict[Location, int]) -> Scenario:
+    try:
+        return Scenario.model_validate(raw)
+    except ValidationError as exc:
+        raise ScenarioError(path, [problem(error, lines) for error in exc.errors()]) from None
+
+
+def problem(error: dict, lines: dict[Location, int]) -> tuple[int | None, str, str]:
+    location = tuple(part for part in error["loc"] if not (isinstance(part, str) and part.startswith("function-")))
+    where = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in location).replace(".[", "[")
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        message = f"unknown key {location[-1]!r}: remove it or check its spelling"
+    elif "input" in error and error["type"] not in ("missing",) and not isinstance(error["input"], dict):
+        message += f" (got {error['input']!r})"
+    return line_for(lines, location), where, message
+
+
+def apply_overrides(path: Path, raw: dict, entry: Any, lines, index: int) -> dict:
+    """A matrix entry's dotted keys (``executor.worker_pods_creation_batch_size: 8``) applied."""
+    if not isinstance(entry, dict):
+        raise ScenarioError(path, [(line_for(lines, ("matrix", index)), f"matrix[{index}]",
+                                    "each matrix entry maps dotted keys to values")])
+    variant = copy.deepcopy(raw)
+    variant.pop("matrix", None)
+    for dotted, value in entry.items():
+        set_dotted(variant, str(dotted), value)
+    return variant
+
+
+def set_dotted(data: dict, dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    for part in parents:
+        data = data.setdefault(part, {})
+        if not isinstance(data, dict):
+            raise ValueError(f"cannot set {dotted}: {part} is not a section")
+    data[last] = value
+
+
+def variant_id(entry: dict) -> str:
+    return ",".join(f"{key.rsplit('.', 1)[-1]}={value}" for key, value in entry.items())
+
+
+def find_scenarios(root: str | Path) -> list[Path]:
+    return sorted(Path(root).rglob("*.yaml"))

@@ -1,0 +1,97 @@
+"""Metrics of a finished run: throughput, latencies, API calls, watch health, retries."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from executor import State
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def queue_waits(world) -> list[float]:
+    """Per try: from QUEUED to RUNNING, as the task store saw it."""
+    waits = []
+    for ti in world.store.tis.values():
+        queued: dict[int, float] = {}
+        for when, state, try_number in ti.history:
+            if state == State.QUEUED:
+                queued.setdefault(try_number, when)
+            elif state == State.RUNNING and try_number in queued:
+                waits.append(when - queued.pop(try_number))
+    return waits
+
+
+def pod_starts(trace: list[tuple]) -> list[float]:
+    """Per pod: from creation (ADDED) to its first Running."""
+    created: dict[tuple, float] = {}
+    starts = []
+    for entry in trace:
+        if len(entry) != 7 or entry[3] != "Pod":
+            continue
+        when, _rv, kind, _k, namespace, name, phase = entry
+        key = (namespace, name)
+        if kind == "ADDED":
+            created[key] = when
+        elif phase == "Running" and key in created:
+            starts.append(when - created.pop(key))
+    return starts
+
+
+def phases_over_time(trace: list[tuple]) -> list[tuple[float, dict[str, int]]]:
+    """(time, {phase: count}) after every pod change: the pods-by-phase plot's data."""
+    current: dict[tuple, str] = {}
+    series = []
+    for entry in trace:
+        if len(entry) != 7 or entry[3] != "Pod":
+            continue
+        when, _rv, kind, _k, namespace, name, phase = entry
+        if kind == "DELETED":
+            current.pop((namespace, name), None)
+        else:
+            current[(namespace, name)] = phase
+        series.append((when, dict(Counter(current.values()))))
+    return series
+
+
+def compute(world, makespan: float) -> dict[str, float]:
+    cluster, store = world.cluster, world.store
+    calls = cluster.gateway.calls
+    states = Counter(ti.state for ti in store.tis.values())
+    waits, starts = queue_waits(world), pod_starts(cluster.trace)
+    executors = [job.executor for job in world.jobs]
+    stats = Counter()
+    for executor in executors:
+        stats.update(executor.stats)
+        for watcher in getattr(executor, "watchers_started", []):
+            stats.update({f"watch_{k}": v for k, v in watcher.stats.items()})
+    watch_calls = sum(n for (verb, _status), n in calls.items() if verb == "watch")
+    namespaces = max(1, len(world.config.multi_namespace_mode_namespace_list) or 1)
+    done = states[State.SUCCESS] + states[State.FAILED]
+    return {
+        "makespan": round(makespan, 3),
+        "throughput": round(done / makespan, 4) if makespan else 0.0,
+        "tasks_succeeded": states[State.SUCCESS],
+        "tasks_failed": states[State.FAILED],
+        **{f"queue_wait_p{q}": round(percentile(waits, q), 3) for q in (50, 95, 99)},
+        **{f"pod_start_p{q}": round(percentile(starts, q), 3) for q in (50, 95, 99)},
+        "watch_restarts": max(0, watch_calls - namespaces * len(world.jobs)),
+        "watch_410s": stats["watch_expired"],
+        "replayed_events": stats["duplicate_terminal_events"],
+        "retries": sum(max(0, ti.try_number - 1) for ti in store.tis.values()),
+        "pods_created": calls.get(("create", 201), 0),
+        "api_calls": sum(calls.values()),
+        "api_errors": sum(n for (_verb, status), n in calls.items() if not (isinstance(status, int) and status < 400)),
+        "scheduler_restarts": max(0, len(world.jobs) - 1),
+        "adopted_pods": stats["adopted"],
+    }
+
+
+def api_table(world) -> list[tuple[str, str, int]]:
+    return sorted(((verb, str(status), n) for (verb, status), n in world.cluster.gateway.calls.items()))

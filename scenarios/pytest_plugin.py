@@ -1,0 +1,82 @@
+"""pytest integration: scenario files as test items, and fixtures for users' own tests.
+
+The top-level conftest.py loads this plugin; in another project add
+``pytest_plugins = ["scenarios.pytest_plugin"]`` to a conftest.py to get the fixtures.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .loader import LoadedScenario, ScenarioError, load
+from .runner import describe_failure, run
+
+SCENARIO_ROOT = "scenarios"
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("kubesim")
+    group.addoption("--kubesim-seed", type=int, default=None,
+                    help="run every scenario with this seed instead of the one in its file")
+
+
+def pytest_collect_file(file_path: Path, parent):
+    if file_path.suffix in (".yaml", ".yml") and SCENARIO_ROOT in file_path.parts:
+        return ScenarioFile.from_parent(parent, path=file_path)
+    return None
+
+
+class ScenarioFile(pytest.File):
+    def collect(self):
+        try:
+            loaded = load(self.path)
+        except ScenarioError as exc:
+            raise self.CollectError(str(exc)) from None
+        for scenario in loaded:
+            item = ScenarioItem.from_parent(self, name=scenario.id, loaded=scenario)
+            for marker in scenario.scenario.markers:
+                item.add_marker(marker)
+            yield item
+
+
+class ScenarioFailed(Exception):
+    def __init__(self, result):
+        super().__init__(describe_failure(result))
+        self.result = result
+
+
+class ScenarioItem(pytest.Item):
+    def __init__(self, *, loaded: LoadedScenario, **kwargs):
+        super().__init__(**kwargs)
+        self.loaded = loaded
+
+    def runtest(self):
+        result = run(self.loaded, seed=self.config.getoption("--kubesim-seed"))
+        if not result.passed:
+            raise ScenarioFailed(result)
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, ScenarioFailed):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style)
+
+    def reportinfo(self):
+        return self.path, 0, f"scenario: {self.name}"
+
+
+# -- fixtures for users' own tests -----------------------------------------------------------------
+
+@pytest.fixture
+def fake_cluster(request):
+    """A FakeCluster seeded by --kubesim-seed (default 0)."""
+    from fakecluster import FakeCluster
+    return FakeCluster(seed=request.config.getoption("--kubesim-seed") or 0)
+
+
+@pytest.fixture
+def executor_world(fake_cluster):
+    """A World on the fake cluster: add tasks, start schedulers, run until done."""
+    from .world import World
+    return World(fake_cluster)

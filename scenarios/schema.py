@@ -1,0 +1,264 @@
+"""The scenario file schema (pydantic), exported as JSON Schema by ``kubesim schema``.
+
+A scenario says what cluster to build, how the executor is configured, what load arrives,
+which faults strike when, what must hold at the end and when the run ends.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from executor.config import ConfigError, ExecutorConfig
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- distributions -----------------------------------------------------------------------------
+
+class LogNormal(Strict):
+    median: float = Field(gt=0)
+    p99: float = Field(gt=0)
+
+
+class Distribution(Strict):
+    """Exactly one of: constant, uniform [low, high], exponential (mean), lognormal {median, p99}.
+    A plain number means a constant."""
+
+    constant: float | None = Field(default=None, ge=0)
+    uniform: tuple[float, float] | None = None
+    exponential: float | None = Field(default=None, gt=0)
+    lognormal: LogNormal | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def number_is_constant(cls, value):
+        return {"constant": value} if isinstance(value, (int, float)) else value
+
+    @model_validator(mode="after")
+    def exactly_one(self):
+        chosen = [k for k in ("constant", "uniform", "exponential", "lognormal") if getattr(self, k) is not None]
+        if len(chosen) != 1:
+            raise ValueError("give exactly one of constant, uniform, exponential, lognormal "
+                             f"(got {', '.join(chosen) or 'none'})")
+        if self.uniform is not None and not 0 <= self.uniform[0] <= self.uniform[1]:
+            raise ValueError("uniform needs [low, high] with 0 <= low <= high")
+        if self.lognormal is not None and self.lognormal.p99 < self.lognormal.median:
+            raise ValueError("lognormal needs p99 >= median")
+        return self
+
+
+Probability = Field(default=0.0, ge=0.0, le=1.0)
+
+
+# -- sections ----------------------------------------------------------------------------------
+
+class NodeSpec(Strict):
+    cpu: str = "8"
+    memory: str = "32Gi"
+    pods: int = Field(default=110, ge=1)
+
+
+class ClusterSpec(Strict):
+    nodes: int = Field(default=3, ge=1, description="how many identical nodes")
+    node: NodeSpec = NodeSpec()
+    watch_cache_size: int = Field(default=100 * 1024, ge=1, description="events the watch cache keeps")
+    api_latency: dict[str, Distribution] = Field(default_factory=dict,
+                                                 description='latency by verb (get, list, watch, create, '
+                                                             'update, patch, delete) or "*"')
+    scheduling_delay: float = Field(default=0.0, ge=0)
+    namespaces: list[str] = Field(default_factory=lambda: ["default"])
+
+
+class SchedulerSpec(Strict):
+    loop_interval: float = Field(default=1.0, gt=0, description="seconds between scheduler loops")
+
+
+class Arrival(Strict):
+    mode: Literal["at_once", "rate"] = "at_once"
+    per_second: float | None = Field(default=None, gt=0, description="tasks per second, for mode: rate")
+
+    @model_validator(mode="after")
+    def rate_needs_per_second(self):
+        if self.mode == "rate" and self.per_second is None:
+            raise ValueError("mode: rate needs per_second")
+        return self
+
+
+class Requests(Strict):
+    cpu: str = "500m"
+    memory: str = "256Mi"
+
+
+class WorkloadSpec(Strict):
+    dags: int = Field(default=1, ge=1)
+    tasks_per_dag: int = Field(default=10, ge=1)
+    names: Literal["plain", "realistic", "awkward"] = Field(
+        default="realistic", description="plain: dag_1/task_1; realistic: Faker names; awkward: long, "
+                                         "mixed case and unicode ids that stress name and label sanitising")
+    retries: int = Field(default=0, ge=0)
+    arrival: Arrival = Arrival()
+    run_seconds: Distribution = Distribution(constant=30.0)
+    failure_probability: float = Probability
+    oom_probability: float = Probability
+    image_error_probability: float = Probability
+    image_error: Literal["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"] = "ErrImagePull"
+    unschedulable_probability: float = Probability
+    requests: Requests = Requests()
+    annotations: dict[str, str] = Field(default_factory=dict, description="added to every task pod "
+                                        "(kubesim.io/* annotations steer the pod)")
+
+
+class ApiErrors(Strict):
+    code: Literal[400, 403, 404, 409, 410, 422, 429, 500, 503, 504]
+    verbs: list[Literal["get", "list", "watch", "create", "update", "patch", "delete"]] = ["create"]
+    probability: float = Field(default=1.0, ge=0, le=1)
+    count: int | None = Field(default=None, ge=1)
+    start: float = Field(default=0.0, ge=0)
+    end: float | None = None
+    retry_after: int = Field(default=1, ge=0)
+    status_body: bool = False
+
+
+class Outage(Strict):
+    start: float = Field(ge=0)
+    end: float
+    mode: Literal["unavailable", "refused"] = "unavailable"
+
+    @model_validator(mode="after")
+    def ordered(self):
+        if self.end <= self.start:
+            raise ValueError(f"outage end ({self.end}) must come after its start ({self.start})")
+        return self
+
+
+class Empty(Strict):
+    pass
+
+
+class Compact(Strict):
+    keep: int = Field(default=0, ge=0)
+
+
+class Stall(Strict):
+    seconds: float | None = Field(default=None, gt=0, description="omit: until the client gives up")
+
+
+class LoseNode(Strict):
+    node: str = "node-1"
+    restore_after: float | None = Field(default=None, gt=0)
+
+
+class Evict(Strict):
+    count: int = Field(default=1, ge=1)
+
+
+ACTIONS = ("expire_watches", "compact", "stall_watches", "drop_watches", "restart_scheduler",
+           "start_scheduler", "lose_node", "evict", "api_errors", "outage", "connection_resets")
+
+
+class Fault(Strict):
+    """One fault: a timed action (at, optionally every ... until), or a rule (api_errors, outage,
+    connection_resets) that holds for the whole run or its own window."""
+
+    at: float | None = Field(default=None, ge=0)
+    every: float | None = Field(default=None, gt=0)
+    until: float | None = None
+    expire_watches: Empty | None = None
+    compact: Compact | None = None
+    stall_watches: Stall | None = None
+    drop_watches: Empty | None = None
+    restart_scheduler: Empty | None = None
+    start_scheduler: Empty | None = None
+    lose_node: LoseNode | None = None
+    evict: Evict | None = None
+    api_errors: ApiErrors | None = None
+    outage: Outage | None = None
+    connection_resets: float | None = Field(default=None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def one_action(self):
+        chosen = [a for a in ACTIONS if getattr(self, a) is not None]
+        if len(chosen) != 1:
+            raise ValueError(f"each fault names exactly one action of {', '.join(ACTIONS)} "
+                             f"(got {', '.join(chosen) or 'none'})")
+        timed = chosen[0] not in ("api_errors", "outage", "connection_resets")
+        if timed and self.at is None:
+            raise ValueError(f"{chosen[0]} needs 'at' (the virtual second it strikes)")
+        return self
+
+    @property
+    def action(self) -> str:
+        return next(a for a in ACTIONS if getattr(self, a) is not None)
+
+
+class Bound(Strict):
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def number_is_exact(cls, value):
+        return {"min": value, "max": value} if isinstance(value, (int, float)) else value
+
+
+METRICS = ("makespan", "throughput", "tasks_succeeded", "tasks_failed", "queue_wait_p50", "queue_wait_p95",
+           "queue_wait_p99", "pod_start_p50", "pod_start_p95", "pod_start_p99", "watch_restarts",
+           "watch_410s", "replayed_events", "retries", "pods_created", "api_calls", "api_errors",
+           "scheduler_restarts", "adopted_pods")
+
+
+class Expect(Strict):
+    metrics: dict[str, Bound] = Field(default_factory=dict, description="bounds on metrics: " + ", ".join(METRICS))
+    all_tasks: Literal["success", "terminal"] | None = Field(
+        default="terminal", description="success: every task succeeds; terminal: every task ends")
+
+    @field_validator("metrics")
+    @classmethod
+    def known_metrics(cls, metrics):
+        unknown = sorted(set(metrics) - set(METRICS))
+        if unknown:
+            raise ValueError(f"unknown metric {', '.join(unknown)}; known: {', '.join(METRICS)}")
+        return metrics
+
+
+class Until(Strict):
+    max_virtual_seconds: float = Field(default=6 * 3600.0, gt=0)
+
+
+class Scenario(Strict):
+    name: str | None = None
+    description: str = ""
+    seed: int = 0
+    markers: list[str] = Field(default_factory=list, description="pytest markers, e.g. slow, scale")
+    cluster: ClusterSpec = ClusterSpec()
+    executor: dict[str, Any] = Field(default_factory=dict, description="any [kubernetes_executor] option")
+    scheduler: SchedulerSpec = SchedulerSpec()
+    workload: WorkloadSpec = WorkloadSpec()
+    faults: list[Fault] = Field(default_factory=list)
+    expect: Expect = Expect()
+    until: Until = Until()
+    matrix: list[dict[str, Any]] = Field(default_factory=list,
+                                         description="variants: each maps dotted keys to values")
+
+    @field_validator("executor")
+    @classmethod
+    def valid_executor_config(cls, options):
+        try:
+            ExecutorConfig.from_mapping(options)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return options
+
+    def executor_config(self) -> ExecutorConfig:
+        return ExecutorConfig.from_mapping(self.executor)
+
+
+def json_schema() -> dict:
+    schema = Scenario.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "kubesim scenario"
+    return schema

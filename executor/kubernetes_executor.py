@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 THROTTLED = (429, 503)                 # back off for Retry-After, without spending a retry
 RETRYABLE = (409, 410, 500, 502, 504)  # re-queue while task_publish_max_retries allows
+CLEAN_UPS_PER_SYNC = 50                # bounded, so an outage's backlog cannot stall a loop
 
 
 class KubernetesExecutor(BaseExecutor):
@@ -58,6 +59,8 @@ class KubernetesExecutor(BaseExecutor):
         self.create_pods_after = 0.0
         self.stats: Counter = Counter()
         self.launcher: PodLauncher | None = None
+        self.clean_up_backlog: dict[tuple[str, str], str | None] = {}  # (ns, pod) -> state
+        self.watchers_started: list = []  # every watcher this executor ran, for their statistics
         self._next_check: dict[str, float] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -65,6 +68,7 @@ class KubernetesExecutor(BaseExecutor):
     def start(self) -> None:
         self.launcher = PodLauncher(self.config, self.kube, self.runtime, self.job_id,
                                     self.resource_versions, self.mutation_hook)
+        self.launcher.started = self.watchers_started
         self.launcher.start()
         now = self.runtime.now()
         self._next_check = {"pending": now + self.config.worker_pods_pending_timeout_check_interval,
@@ -111,6 +115,7 @@ class KubernetesExecutor(BaseExecutor):
         launcher = self._started()
         launcher.health_check()
         self._drain_results()
+        self._retry_clean_ups()
         self._create_pods()
         self._periodic_checks()
 
@@ -170,11 +175,21 @@ class KubernetesExecutor(BaseExecutor):
                 launcher.mark_done(name, namespace)
                 self.stats["pods_marked_done"] += 1
         except (ApiException, Urllib3Error) as exc:
-            self.finished_pods.discard((namespace, name))  # let a later event retry the clean-up
-            log.warning("could not clean up pod %s/%s: %s", namespace, name, exc)
+            # An idle finished pod sends no further event: retry from sync until it works.
+            self.clean_up_backlog[(namespace, name)] = state
+            log.warning("could not clean up pod %s/%s (will retry): %s", namespace, name,
+                        str(exc).splitlines()[0])
+        else:
+            self.clean_up_backlog.pop((namespace, name), None)
+
+    def _retry_clean_ups(self) -> None:
+        for (namespace, name), state in list(self.clean_up_backlog.items())[:CLEAN_UPS_PER_SYNC]:
+            self._clean_up(name, namespace, state)
 
     def _on_resync(self, resync: Resync) -> None:
         """A running try whose pod was created before the list but is not in it has vanished."""
+        if resync.resource_version:
+            self.resource_versions[resync.namespace] = resync.resource_version
         for key, (name, namespace, when) in list(self.launched.items()):
             same_scope = resync.namespace in (ALL_NAMESPACES, namespace)
             if same_scope and when < resync.listed_at and name not in resync.pod_names and key in self.running:
@@ -248,7 +263,21 @@ class KubernetesExecutor(BaseExecutor):
             self.check_pending_timeout()
         if self.task_store is not None and now >= self._next_check["queued"]:
             self._next_check["queued"] = now + self.config.worker_pods_queued_check_interval
-            self.clear_not_launched_queued_tasks()
+            self._guarded(self.clear_not_launched_queued_tasks)
+        if now >= self._next_check["orphans"]:
+            # Core stops asking for adoption when nothing is left to adopt (#57553): without this,
+            # the succeeded pods of a dead scheduler would never be cleaned up.
+            self._next_check["orphans"] = now + self.config.orphaned_tasks_check_interval
+            self._guarded(self.adopt_completed_pods)
+
+    def _guarded(self, check) -> None:
+        """A periodic check that cannot reach the API server waits for its next turn; it must not
+        take the scheduler loop down with it."""
+        try:
+            check()
+        except (ApiException, Urllib3Error) as exc:
+            self.stats["periodic_check_errors"] += 1
+            log.warning("%s failed, trying again next interval: %s", check.__name__, exc)
 
     def check_pending_timeout(self) -> None:
         """Delete pods Pending longer than worker_pods_pending_timeout (the watcher then fails them)."""
@@ -271,8 +300,11 @@ class KubernetesExecutor(BaseExecutor):
             return
         horizon = self.runtime.now() - 3 * self.config.worker_pods_queued_check_interval
         self.last_handled = {k: t for k, t in self.last_handled.items() if t >= horizon}
+        # A try with an event the scheduler has not collected yet (e.g. failed at once for a bad
+        # executor_config) is not "queued without a pod": resetting it would lose that verdict.
         candidates = [ti for ti in store.queued_by(self.job_id)
-                      if ti.key not in self.last_handled and not self.has_task(ti.key)]
+                      if ti.key not in self.last_handled and not self.has_task(ti.key)
+                      and ti.key not in self.event_buffer]
         if not candidates:
             return
         with_pods = {self._key_of(p) for p in self._started().list_pods(f"airflow-worker={self.job_id}")}
@@ -312,6 +344,11 @@ class KubernetesExecutor(BaseExecutor):
         self.adopt_completed_pods()
         return not_adopted
 
+    def _live_job_ids(self) -> list[str]:
+        if self.task_store is None:
+            return []
+        return self.task_store.live_scheduler_ids(self.config.scheduler_health_check_threshold)
+
     def _adopt(self, key: TaskInstanceKey, pod: dict) -> bool:
         name, namespace = pod["metadata"]["name"], pod["metadata"]["namespace"]
         try:
@@ -324,8 +361,13 @@ class KubernetesExecutor(BaseExecutor):
         self.stats["adopted"] += 1
         return True
 
-    def adopt_completed_pods(self, live_job_ids: Iterable[str] = ()) -> None:
-        """Clean up succeeded pods that dead schedulers left behind (never live schedulers')."""
+    def adopt_completed_pods(self, live_job_ids: Iterable[str] | None = None) -> None:
+        """Clean up succeeded pods that dead schedulers left behind (never live schedulers').
+
+        Live schedulers are those the task store knows as running with a recent heartbeat,
+        unless ``live_job_ids`` names them."""
+        if live_job_ids is None:
+            live_job_ids = self._live_job_ids()
         exclude = sorted({self.job_id, *map(str, live_job_ids)})
         selector = (f"kubernetes_executor=True,airflow-worker notin ({','.join(exclude)}),"
                     f"{DONE_LABEL}!=True")
@@ -349,6 +391,7 @@ class KubernetesExecutor(BaseExecutor):
         self._drain_results()
         launcher.stop_watchers()
         self._drain_results()
+        self._retry_clean_ups()
         self.launcher = None
 
     def terminate(self) -> None:

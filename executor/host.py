@@ -143,11 +143,16 @@ class SchedulerJob:
 
     def __init__(self, store: TaskStore, runtime: Runtime, job_id: str,
                  make_executor: Callable[[str], Any], loop_interval: float = 1.0,
-                 health_check_threshold: float = 30.0):
+                 health_check_threshold: float = 30.0, drain_timeout: float = 120.0,
+                 orphan_check_interval: float = 300.0):
         self.store, self.runtime, self.job_id = store, runtime, str(job_id)
         self.executor = make_executor(self.job_id)
         self.loop_interval = loop_interval
         self.health_check_threshold = health_check_threshold
+        self.drain_timeout = drain_timeout  # how long to wait, once all is done, for the executor
+        self._done_since: float | None = None
+        self.orphan_check_interval = orphan_check_interval  # [scheduler] orphaned_tasks_check_interval
+        self._next_orphan_check = 0.0
         self.loops = 0
         self.running = False
         self.stale_events = 0
@@ -163,11 +168,23 @@ class SchedulerJob:
         self.running = True
         self.executor.start()
         self.adopt_or_reset_orphans()
-        while self.running and not self.store.all_done():
+        while self.running and not self._finished():
             self.loop_once()
             self.runtime.sleep(self.loop_interval)
         if self.running:
             self.stop()
+
+    def _finished(self) -> bool:
+        """Every task is terminal and the executor has seen its tries' pods end (so it has
+        cleaned them up), or ``drain_timeout`` has passed since the tasks were all done."""
+        if not self.store.all_done():
+            self._done_since = None
+            return False
+        if not self.executor.running:
+            return True
+        if self._done_since is None:
+            self._done_since = self.runtime.now()
+        return self.runtime.now() - self._done_since >= self.drain_timeout
 
     def loop_once(self) -> None:
         self.loops += 1
@@ -175,6 +192,8 @@ class SchedulerJob:
         self._queue_scheduled()
         self.executor.heartbeat()
         self._process_events()
+        if self.runtime.now() >= self._next_orphan_check:  # a scheduler may have died meanwhile
+            self.adopt_or_reset_orphans()
 
     def stop(self) -> None:
         """A clean shutdown: the executor flushes everything it holds."""
@@ -221,6 +240,7 @@ class SchedulerJob:
 
     def adopt_or_reset_orphans(self) -> None:
         """Adopt the unfinished tries of dead schedulers; reset those that cannot be adopted."""
+        self._next_orphan_check = self.runtime.now() + self.orphan_check_interval
         live = set(self.store.live_scheduler_ids(self.health_check_threshold)) - {self.job_id}
         orphans = [ti for ti in self.store.in_state(State.QUEUED, State.RUNNING)
                    if ti.queued_by_job_id and ti.queued_by_job_id not in live and ti.queued_by_job_id != self.job_id]

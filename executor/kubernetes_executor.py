@@ -260,7 +260,7 @@ class KubernetesExecutor(BaseExecutor):
         now = self.runtime.now()
         if now >= self._next_check["pending"]:
             self._next_check["pending"] = now + self.config.worker_pods_pending_timeout_check_interval
-            self.check_pending_timeout()
+            self._guarded(self.check_pending_timeout)
         if self.task_store is not None and now >= self._next_check["queued"]:
             self._next_check["queued"] = now + self.config.worker_pods_queued_check_interval
             self._guarded(self.clear_not_launched_queued_tasks)

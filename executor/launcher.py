@@ -41,6 +41,7 @@ class PodLauncher:
         self.results = runtime.queue("watcher results")
         self.watchers: dict[str, JobWatcher] = {}
         self.restarts = 0
+        self.started: list[JobWatcher] = []
 
     # -- watchers ------------------------------------------------------------------------------
 
@@ -57,6 +58,7 @@ class PodLauncher:
         watcher = JobWatcher(namespace, self.job_id, self.kube, self.config, self.runtime,
                              self.results, resource_version)
         watcher.start()
+        self.started.append(watcher)
         return watcher
 
     def health_check(self) -> None:
@@ -110,7 +112,11 @@ class PodLauncher:
                                        **self._request_args())
 
     def mark_done(self, name: str, namespace: str) -> None:
-        self.label(name, namespace, {DONE_LABEL: "True"})
+        try:
+            self.label(name, namespace, {DONE_LABEL: "True"})
+        except ApiException as exc:
+            if exc.status != 404:  # already gone (e.g. deleted at the pending timeout): done
+                raise
 
     def list_pods(self, label_selector: str, field_selector: str | None = None,
                   limit: int | None = None) -> list[dict]:

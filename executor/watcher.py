@@ -18,6 +18,7 @@ import logging
 from typing import NamedTuple
 
 from kubernetes import client, watch
+from kubernetes.watch.watch import iter_resp_lines
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError as Urllib3Error
 
@@ -43,11 +44,13 @@ class PodEvent(NamedTuple):
 
 
 class Resync(NamedTuple):
-    """The pods that existed at a fresh list (started at ``listed_at`` on the runtime clock)."""
+    """The pods that existed at a fresh list (started at ``listed_at`` on the runtime clock)
+    and the list's resourceVersion, where the watch resumes."""
 
     namespace: str
     listed_at: float
     pod_names: frozenset
+    resource_version: str = ""
 
 
 class JobWatcher:
@@ -61,6 +64,7 @@ class JobWatcher:
         self.stats = {"events": 0, "relists": 0, "expired": 0, "read_timeouts": 0, "broken": 0}
         self._stopping = False
         self._watch: watch.Watch | None = None
+        self._response = None  # the raw path's open stream
         self.handle = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -103,15 +107,42 @@ class JobWatcher:
 
     def _follow(self) -> None:
         """Watch from the current resourceVersion until the server ends the stream."""
-        self._watch = watch.Watch()
         kwargs = {"label_selector": self.selector, "resource_version": self.resource_version,
                   **self.config.watch_kwargs()}
-        if self.config.raw_watch_events:
-            kwargs["deserialize"] = False
-        for event in self._watch.stream(*self._list_call(), **kwargs):
+        events = self._raw_events(kwargs) if self.config.raw_watch_events else self._model_events(kwargs)
+        for event_type, pod in events:
+            # Report an event that arrived even while stopping: end() collects it after the stop.
+            self._handle(event_type, pod)
             if self._stopping:
                 break
-            self._handle(event["type"], event.get("raw_object") or event["object"])
+
+    def _model_events(self, kwargs: dict):
+        """The client's Watch.stream, building a V1Pod per event (upstream's path)."""
+        self._watch = watch.Watch()
+        for event in self._watch.stream(*self._list_call(), **kwargs):
+            yield event["type"], event["raw_object"]
+
+    def _raw_events(self, kwargs: dict):
+        """The same stream as plain dicts, with no model objects built: the fast path.
+
+        Read with the client's own line splitter. Not ``Watch.stream(deserialize=False)``: it
+        turns an ERROR event into a KeyError, losing the status (410 or otherwise)."""
+        function, *args = self._list_call()
+        self._response = function(*args, watch=True, _preload_content=False, **kwargs)
+        try:
+            for line in iter_resp_lines(self._response):
+                if not line:
+                    continue
+                event = json.loads(line)
+                if event["type"] == "ERROR":
+                    status = event["object"]
+                    raise ApiException(status=status.get("code"),
+                                       reason=f"{status.get('reason')}: {status.get('message')}")
+                yield event["type"], event["object"]
+        finally:
+            self._response.close()
+            self._response.release_conn()
+            self._response = None
 
     def _handle(self, event_type: str, pod: dict) -> None:
         rv = pod["metadata"].get("resourceVersion")
@@ -126,8 +157,11 @@ class JobWatcher:
         found = verdict(event_type, pod, self.fatal_reasons)
         if found is not None:
             meta = pod["metadata"]
+            # A listed pod's own resourceVersion is older than the list's: it is no position in
+            # the stream, so it is not passed on (the Resync carries the list's).
+            position = "" if event_type == "SYNC" else meta.get("resourceVersion", "")
             self.results.put(PodEvent(meta["name"], meta.get("namespace", ""), found,
-                                      meta.get("annotations") or {}, meta.get("resourceVersion", "")))
+                                      meta.get("annotations") or {}, position))
 
     def _relist(self) -> None:
         """List the pods, report each as it stands, and resume watching from the list's RV."""
@@ -141,8 +175,8 @@ class JobWatcher:
         for pod in listing.get("items") or []:
             names.append(pod["metadata"]["name"])
             self._report("SYNC", pod)
-        self.results.put(Resync(self.namespace, listed_at, frozenset(names)))
         self.resource_version = listing["metadata"]["resourceVersion"]
+        self.results.put(Resync(self.namespace, listed_at, frozenset(names), self.resource_version))
 
     def _list_call(self) -> tuple:
         if self.namespace == ALL_NAMESPACES:

@@ -5,6 +5,10 @@ or a ``WatchReply`` (a streaming body). It may block in virtual time (a watch or
 at a resourceVersion the server has not reached yet waits up to 3 s, as the watch cache does).
 Every failure is an ``ApiError`` carrying the Status Kubernetes would send; nothing else
 escapes, and a rejected request leaves the store unchanged.
+
+Requests are checked in kube-apiserver's order: route and verb, body size, content type, body
+decoding into the typed object (400, with Go's decoder messages), request/object identity (400),
+admission (the namespace must exist: 404), validation (422), then storage (404, 409, 410, 504).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import json
 import random
 from dataclasses import dataclass, field
 from typing import Callable
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 from . import status as errors
 from .kernel import Kernel
@@ -23,14 +27,18 @@ from .patch import SUPPORTED_PATCH_TYPES, PatchError, apply_patch
 from .selectors import SelectorError, parse_label_selector
 from .status import ApiError
 from .store import Change, Key, ResourceStore, Revision, key_of
-from .strategies import NamespaceStrategy, PodStrategy, Strategy
+from .strategies import DELETE_OPTIONS, DecodeError, NamespaceStrategy, PodStrategy, Strategy
 from .stream import Stream
+from .validation import go_quote
 from .watch import Watcher
 
 MAX_BODY_BYTES = 3 * 1024 * 1024          # kube-apiserver's MaxRequestBodyBytes
 TOO_NEW_RV_WAIT = 3.0                      # the watch cache's blockTimeout
 CONTINUE_TTL = 300.0                       # continue tokens outlive etcd compaction by ~5 min
 GENERATE_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+BODY_MEDIA_TYPES = ("application/json", "application/yaml")  # what create and update decode
+META_GROUP = "meta.k8s.io"
+EXACT, NOT_OLDER_THAN = "Exact", "NotOlderThan"
 
 
 @dataclass
@@ -46,7 +54,7 @@ class Request:
         path, _, query = url.partition("?")
         if "://" in path:
             path = "/" + path.split("/", 3)[3] if path.count("/") >= 3 else "/"
-        return cls(method.upper(), path, dict(parse_qsl(query, keep_blank_values=True)),
+        return cls(method.upper(), unquote(path), dict(parse_qsl(query, keep_blank_values=True)),
                    {k.lower(): v for k, v in (headers or {}).items()}, body)
 
 
@@ -118,8 +126,6 @@ class ApiServer:
             return error_reply(errors.internal_error(f"{type(exc).__name__}: {exc}"))
 
     def _dispatch(self, request: Request) -> Reply | WatchReply:
-        if request.body is not None and len(request.body) > MAX_BODY_BYTES:
-            raise errors.entity_too_large(MAX_BODY_BYTES)
         if request.path in ("/version", "/version/"):
             return json_reply(200, VERSION)
         route = self.route(request.path)
@@ -128,12 +134,18 @@ class ApiServer:
             raise errors.unknown_resource()
         handlers = {
             ("GET", False): self._list_or_watch, ("POST", False): self._create,
+            ("DELETE", False): self._delete_collection,
             ("GET", True): self._get, ("PUT", True): self._replace, ("PATCH", True): self._patch,
             ("DELETE", True): self._delete,
         }
         handler = handlers.get((method, item))
-        if handler is None or (route.subresource and method not in ("GET", "PUT", "PATCH")):
+        # deletecollection is served within one namespace only (not across all, not cluster-wide)
+        wide_delete = (method, item) == ("DELETE", False) and route.namespace is None
+        if handler is None or wide_delete or \
+                (route.subresource and method not in ("GET", "PUT", "PATCH")):
             raise errors.method_not_allowed(method)
+        if request.body is not None and len(request.body) > MAX_BODY_BYTES:
+            raise errors.entity_too_large(MAX_BODY_BYTES)
         return handler(route, request)
 
     def route(self, path: str) -> Route:
@@ -172,21 +184,19 @@ class ApiServer:
             raise errors.bad_request(str(exc)) from None
 
     def _list_or_watch(self, route: Route, request: Request) -> Reply | WatchReply:
-        if request.query.get("watch") in ("1", "true", "True"):
+        if parse_bool(request.query, "watch"):
             return self._watch(route, request)
         return self._list(route, request.query)
 
     def _list(self, route: Route, query: dict) -> Reply:
         labels, fields = self._selectors(route, query)
-        rv, match = query.get("resourceVersion"), query.get("resourceVersionMatch")
-        limit = parse_int(query.get("limit"), "limit") or 0
-        token = query.get("continue")
+        rv, match = query.get("resourceVersion") or "", query.get("resourceVersionMatch") or ""
+        token = query.get("continue") or ""
+        validate_list_options(rv, match, token, parse_bool(query, "sendInitialEvents"), watch=False)
+        limit = max(parse_int(query.get("limit"), "limit") or 0, 0)  # limit <= 0: no paging
         store = route.store
-        if match and not rv:
-            raise errors.bad_request("resourceVersionMatch: Forbidden: resourceVersionMatch is "
-                                     "forbidden unless resourceVersion is provided")
         if token:
-            if rv:
+            if rv not in ("", "0"):
                 raise errors.bad_request("specifying resource version is not allowed when using continue")
             at, start = self._decode_continue(token, store)
         else:
@@ -212,37 +222,33 @@ class ApiServer:
         body = {"kind": f"{store.kind}List", "apiVersion": "v1", "metadata": meta, "items": items}
         return json_reply(200, body)
 
-    def _list_revision(self, store: ResourceStore, rv: str | None, match: str | None, limit: int) -> int:
+    def _list_revision(self, store: ResourceStore, rv: str, match: str, limit: int) -> int:
         """The revision a list is served at, per the resourceVersion/resourceVersionMatch table."""
-        current = self.revision.value
-        if rv is None or rv == "":
-            return current
+        if not rv:
+            return self.revision.value                  # Most Recent
         requested = parse_rv(rv)
-        if match not in (None, "", "Exact", "NotOlderThan"):
-            raise errors.bad_request(f'resourceVersionMatch: Unsupported value: "{match}": supported '
-                                     'values: "Exact", "NotOlderThan"')
-        if match == "Exact" and requested == 0:
-            raise errors.bad_request('resourceVersionMatch: Forbidden: resourceVersionMatch "exact" '
-                                     'is forbidden for resourceVersion "0"')
         if requested == 0:
-            return current
+            return self.revision.value                  # Any: the freshest is as good as any
         self._wait_for_revision(requested)
-        exact = match == "Exact" or (not match and limit)
-        if not exact:
-            return self.revision.value
+        if not (match == EXACT or (not match and limit)):
+            return self.revision.value                  # Not older than
         if requested < max(store.floor, self.compacted_rv):
             raise errors.expired("The resourceVersion for the provided list is too old.")
-        return requested
+        return requested                                # Exact
 
     def _decode_continue(self, token: str, store: ResourceStore) -> tuple[int, Key]:
         try:
             data = json.loads(base64.urlsafe_b64decode(token.encode() + b"=="))
             at, start, issued = int(data["rv"]), tuple(data["start"]), float(data["t"])
+            if at == 0 or len(start) != 2:
+                raise ValueError
         except (ValueError, KeyError, TypeError, binascii.Error):
-            raise errors.bad_request("continue key is not valid: illegal base64 data or malformed token") from None
+            raise errors.bad_request("invalid continue token: continue key is not valid") from None
+        if at < 0:  # the token of an expired continue: go on from the latest revision
+            return self.revision.value, start
         too_old = at < max(store.floor, self.compacted_rv)
         if too_old or self.kernel.env.now - issued > self.options.continue_ttl:
-            fresh = encode_continue(self.revision.value, start, self.kernel.env.now)
+            fresh = encode_continue(-1, start, self.kernel.env.now)
             raise errors.expired(CONTINUE_EXPIRED, metadata={"continue": fresh})
         return at, start
 
@@ -269,15 +275,12 @@ class ApiServer:
         query = request.query
         labels, fields = self._selectors(route, query)
         rv = query.get("resourceVersion") or None
+        initial = parse_bool(query, "sendInitialEvents")  # None: not given
+        validate_list_options(rv or "", query.get("resourceVersionMatch") or "",
+                              query.get("continue") or "", initial, watch=True)
         requested = parse_rv(rv) if rv else None
         timeout = parse_int(query.get("timeoutSeconds"), "timeoutSeconds")
-        initial = query.get("sendInitialEvents") in ("true", "1")
-        if initial and query.get("resourceVersionMatch") != "NotOlderThan":
-            raise errors.invalid("ListOptions", "", [{
-                "reason": "FieldValueForbidden", "field": "sendInitialEvents",
-                "message": "Forbidden: sendInitialEvents is forbidden for watch unless "
-                           "resourceVersionMatch is set to NotOlderThan"}])
-        bookmarks = query.get("allowWatchBookmarks") in ("true", "1")
+        bookmarks = bool(parse_bool(query, "allowWatchBookmarks"))
         store = route.store
         stream = Stream(self.kernel, f"watch {request.path}")
         stream.write_raw(WATCH_HEAD)
@@ -288,10 +291,12 @@ class ApiServer:
             except ApiError as too_new:
                 watcher.send_error(too_new)
                 return WatchReply(stream, watcher)
-        if requested is None or requested == 0 or initial:
+        if initial or (initial is None and not requested):
             self._send_initial(watcher, store, route.namespace, labels.equalities())
             if initial and bookmarks:
                 watcher.send_bookmark(self.revision.value, initial_events_end=True)
+        elif not requested:
+            pass  # sendInitialEvents=false from "now": only changes from here on
         elif requested < store.floor:
             watcher.send_error(errors.expired(f"too old resource version: {requested} ({store.floor})"))
             return WatchReply(stream, watcher)
@@ -331,17 +336,17 @@ class ApiServer:
     # -- writes --------------------------------------------------------------------------------
 
     def _create(self, route: Route, request: Request) -> Reply:
-        obj = self._decode_body(request, route.strategy)
-        store, strategy = route.store, route.strategy
+        strategy, store = route.strategy, route.store
+        dry_run = self._dry_run(request.query.get("dryRun"), "CreateOptions")
+        obj = self._decode_body(request, strategy)
         meta = dict(obj.get("metadata") or {})
         namespace = self._target_namespace(route, meta)
-        meta.pop("resourceVersion", None)
-        if not meta.get("name") and meta.get("generateName"):
-            meta["name"] = self._generate_name(store, namespace, meta["generateName"])
+        resource_version = meta.pop("resourceVersion", None)
+        generate_name = meta.get("generateName") or None
+        if not meta.get("name") and generate_name:
+            meta["name"] = self._generate_name(store, namespace, generate_name)
         name = meta.get("name") or ""
-        causes = strategy.validate_name(name) if name else [{
-            "reason": "FieldValueRequired", "field": "metadata.name",
-            "message": "Required value: name or generateName is required"}]
+        causes = strategy.validate_name(name, generate_name)
         meta.update(uid=self._uid(), creationTimestamp=self.utcnow())
         for transient in ("deletionTimestamp", "deletionGracePeriodSeconds"):
             meta.pop(transient, None)
@@ -351,9 +356,11 @@ class ApiServer:
         causes += strategy.validate(obj)
         if causes:
             raise errors.invalid(strategy.kind, name, causes)
+        if parse_stored_rv(resource_version):  # etcd3 store.Create refuses it, as a plain error
+            raise errors.unknown(500, "resourceVersion should not be set on objects to be created")
         if store.get(namespace or "", name) is not None:
             raise errors.already_exists(store.resource, name)
-        return json_reply(201, store.create(obj))
+        return json_reply(201, obj if dry_run else store.create(obj))
 
     def _target_namespace(self, route: Route, meta: dict) -> str | None:
         if not route.strategy.namespaced:
@@ -365,6 +372,18 @@ class ApiServer:
         if self.stores["namespaces"].get("", route.namespace) is None:
             raise errors.not_found("namespaces", route.namespace)
         return route.namespace
+
+    @staticmethod
+    def _check_identity(route: Route, meta: dict) -> None:
+        """The object named in the body must be the one named by the URL (checkName)."""
+        body_ns = meta.get("namespace")
+        if route.strategy.namespaced and body_ns and body_ns != route.namespace:
+            raise errors.bad_request("the namespace of the provided object does not match the "
+                                     "namespace sent on the request")
+        name = meta.get("name") or ""
+        if name != route.name:
+            raise errors.bad_request(f"the name of the object ({name}) does not match the name "
+                                     f"on the URL ({route.name})")
 
     def _generate_name(self, store: ResourceStore, namespace: str | None, prefix: str) -> str:
         for _ in range(8):  # kube-apiserver retries a generateName collision up to 7 times
@@ -378,30 +397,42 @@ class ApiServer:
         return f"{hexed[:8]}-{hexed[8:12]}-4{hexed[13:16]}-a{hexed[17:20]}-{hexed[20:]}"
 
     def _replace(self, route: Route, request: Request) -> Reply:
-        current = self._existing(route)
+        dry_run = self._dry_run(request.query.get("dryRun"), "UpdateOptions")
         new = self._decode_body(request, route.strategy)
-        rv = (new.get("metadata") or {}).get("resourceVersion")
-        if not rv:
-            raise errors.invalid(route.strategy.kind, route.name, [{
-                "reason": "FieldValueInvalid", "field": "metadata.resourceVersion",
-                "message": "Invalid value: 0x0: must be specified for an update"}])
-        return self._update(route, current, new)
+        self._check_identity(route, new.get("metadata") or {})
+        current = self._existing(route)
+        uid, ours = (new.get("metadata") or {}).get("uid"), current["metadata"]["uid"]
+        if uid and uid != ours:  # a PUT body's uid is a precondition (rest.DefaultUpdatedObjectInfo)
+            raise errors.conflict(route.store.resource, route.name,
+                                  f"Precondition failed: UID in precondition: {uid}, UID in object meta: {ours}")
+        return self._update(route, current, new, dry_run)
 
     def _patch(self, route: Route, request: Request) -> Reply:
-        current = self._existing(route)
         content_type = request.headers.get("content-type", "").split(";")[0].strip()
         if content_type not in SUPPORTED_PATCH_TYPES:
             raise errors.unsupported_media_type(content_type, SUPPORTED_PATCH_TYPES)
+        dry_run = self._dry_run(request.query.get("dryRun"), "PatchOptions")
+        current = self._existing(route)
         try:
-            new = apply_patch(current, request.body or b"", content_type)
+            patched = apply_patch(current, request.body or b"", content_type)
         except PatchError as exc:
             raise ApiError(exc.code, exc.reason, exc.message) from None
-        return self._update(route, current, new)
+        try:
+            patched = route.strategy.decode(patched)
+        except DecodeError as exc:  # the patched JSON no longer fits the typed object
+            raise errors.invalid("", "", [errors.invalid_cause("patch", compact_json(patched), str(exc))]) from None
+        self._check_identity(route, patched.get("metadata") or {})
+        return self._update(route, current, patched, dry_run)
 
-    def _update(self, route: Route, current: dict, new: dict) -> Reply:
+    def _update(self, route: Route, current: dict, new: dict, dry_run: bool = False) -> Reply:
         strategy, meta = route.strategy, dict(new.get("metadata") or {})
-        wanted_rv = meta.get("resourceVersion")
-        if wanted_rv and wanted_rv != current["metadata"]["resourceVersion"]:
+        wanted_rv = meta.get("resourceVersion") or ""
+        if not parse_stored_rv(wanted_rv):
+            if not strategy.allow_unconditional_update:  # the Kind is the resource here, as upstream
+                raise errors.invalid(route.store.resource, route.name, [{
+                    "reason": "FieldValueInvalid", "field": "metadata.resourceVersion",
+                    "message": "Invalid value: 0x0: must be specified for an update"}])
+        elif wanted_rv != current["metadata"]["resourceVersion"]:
             raise errors.conflict(route.store.resource, route.name, errors.STALE_OBJECT)
         for fixed in ("name", "namespace", "uid", "creationTimestamp", "deletionTimestamp",
                       "deletionGracePeriodSeconds", "resourceVersion", "generateName"):
@@ -414,13 +445,13 @@ class ApiServer:
         causes = strategy.validate_update(new, current)
         if causes:
             raise errors.invalid(strategy.kind, route.name, causes)
-        if new == current:  # a no-op write keeps the resourceVersion, like kube-apiserver
-            return json_reply(200, current)
+        if new == current or dry_run:  # a no-op write keeps the resourceVersion, like kube-apiserver
+            return json_reply(200, new)
         return json_reply(200, route.store.replace(new))
 
     def _delete(self, route: Route, request: Request) -> Reply:
-        current = self._existing(route)
         options = self._delete_options(request)
+        current = self._existing(route)
         preconditions = options.get("preconditions") or {}
         for field_name, ours in (("uid", current["metadata"]["uid"]),
                                  ("resourceVersion", current["metadata"]["resourceVersion"])):
@@ -430,9 +461,28 @@ class ApiServer:
                 raise errors.conflict(route.store.resource, route.name,
                                       f"Precondition failed: {label} in precondition: {theirs}, "
                                       f"{label} in object meta: {ours}")
-        return json_reply(200, self.delete_object(route.store, current, options.get("gracePeriodSeconds")))
+        deleted = self.delete_object(route.store, current, options.get("gracePeriodSeconds"),
+                                     dry_run=bool(options.get("dryRun")))
+        return json_reply(200, deleted)
 
-    def delete_object(self, store: ResourceStore, current: dict, requested_grace: int | None) -> dict:
+    def _delete_collection(self, route: Route, request: Request) -> Reply:
+        """DELETE on a namespaced collection: every object the selectors match, one by one."""
+        options = self._delete_options(request)
+        query = request.query
+        validate_list_options(query.get("resourceVersion") or "", query.get("resourceVersionMatch") or "",
+                              query.get("continue") or "", parse_bool(query, "sendInitialEvents"), watch=False)
+        labels, fields = self._selectors(route, query)
+        store = route.store
+        matched = sorted((o for o in store.candidates(route.namespace, labels.equalities())
+                          if labels.matches(o["metadata"].get("labels") or {}) and fields.matches(o)),
+                         key=key_of)
+        items = [self.delete_object(store, obj, options.get("gracePeriodSeconds"),
+                                    dry_run=bool(options.get("dryRun"))) for obj in matched]
+        return json_reply(200, {"kind": f"{store.kind}List", "apiVersion": "v1",
+                                "metadata": {"resourceVersion": str(self.revision.value)}, "items": items})
+
+    def delete_object(self, store: ResourceStore, current: dict, requested_grace: int | None,
+                      dry_run: bool = False) -> dict:
         """Delete now (grace 0) or mark for graceful deletion; returns the object as answered."""
         strategy = self.strategies[store.resource]
         grace = strategy.grace_period(current, requested_grace)
@@ -443,46 +493,94 @@ class ApiServer:
             if self.options.deleted_event_has_deletion_timestamp and "deletionTimestamp" not in meta:
                 last = {**current, "metadata": {**meta, "deletionTimestamp": self.utcnow(),
                                                 "deletionGracePeriodSeconds": 0}}
-            return store.remove(namespace, name, last)
+            return last if dry_run else store.remove(namespace, name, last)
         pending = meta.get("deletionGracePeriodSeconds")
         if pending is not None and pending <= grace:
             return current  # already terminating at least as fast
         deadline = self.utcnow(offset=grace)
-        return store.replace({**current, "metadata": {**meta, "deletionTimestamp": deadline,
-                                                       "deletionGracePeriodSeconds": grace}})
+        marked = {**current, "metadata": {**meta, "deletionTimestamp": deadline,
+                                          "deletionGracePeriodSeconds": grace}}
+        return marked if dry_run else store.replace(marked)
 
     def _delete_options(self, request: Request) -> dict:
-        options: dict = {}
+        """DeleteOptions from the body or, when there is none, from the query (as upstream)."""
         if request.body and request.body.strip():
-            options = self._json(request.body)
-            if not isinstance(options, dict):
-                raise errors.bad_request("DeleteOptions must be a JSON object")
-        if "gracePeriodSeconds" in request.query:
-            options["gracePeriodSeconds"] = parse_int(request.query["gracePeriodSeconds"], "gracePeriodSeconds")
+            raw = decode_json(request.body)  # DeleteOptions decode errors are 400 (kubernetes#132359)
+            if not isinstance(raw, dict):
+                raise errors.bad_request(f"couldn't get version/kind; json parse error: "
+                                         f"{find_kind_error(raw)}")
+            try:
+                options = DELETE_OPTIONS.decode(raw, "", "")
+            except DecodeError as exc:
+                raise errors.bad_request(str(exc)) from None
+        else:
+            query, options = request.query, {}
+            grace = parse_int(query.get("gracePeriodSeconds"), "gracePeriodSeconds")
+            if grace is not None:
+                options["gracePeriodSeconds"] = grace
+            if query.get("propagationPolicy"):
+                options["propagationPolicy"] = query["propagationPolicy"]
+            if parse_bool(query, "orphanDependents") is not None:
+                options["orphanDependents"] = parse_bool(query, "orphanDependents")
+            if "dryRun" in query:
+                options["dryRun"] = [query["dryRun"]]
+        causes = []
+        policy = options.get("propagationPolicy")
+        if policy is not None and options.get("orphanDependents") is not None:
+            causes.append(errors.invalid_cause("propagationPolicy", policy,
+                                               "orphanDependents and deletionPropagation cannot be both set"))
+        if policy is not None and policy not in ("Foreground", "Background", "Orphan"):
+            causes.append(errors.not_supported_cause("propagationPolicy", policy,
+                                                     ["Foreground", "Background", "Orphan", "nil"]))
+        if causes:
+            raise errors.invalid("DeleteOptions", "", causes, META_GROUP)
+        self._dry_run(options.get("dryRun"), "DeleteOptions")
         return options
+
+    @staticmethod
+    def _dry_run(values, options_kind: str) -> bool:
+        """``dryRun``: only "All" exists; the request is checked in full but nothing is stored."""
+        if values is None:
+            return False
+        values = [values] if isinstance(values, str) else list(values)
+        if any(value != "All" for value in values):
+            shown = "[]string{" + ", ".join(json.dumps(value) for value in values) + "}"
+            raise errors.invalid(options_kind, "", [{
+                "reason": "FieldValueNotSupported", "field": "dryRun",
+                "message": f'Unsupported value: {shown}: supported values: "All"'}], META_GROUP)
+        return bool(values)
 
     # -- bodies --------------------------------------------------------------------------------
 
     def _decode_body(self, request: Request, strategy: Strategy) -> dict:
-        obj = self._json(request.body)
-        if not isinstance(obj, dict):
-            raise errors.bad_request(f"the body of the request was not a {strategy.kind} object")
-        kind = obj.get("kind")
-        if kind not in (None, "", strategy.kind):
-            raise errors.bad_request(f'{kind} in version "{obj.get("apiVersion", "v1")}" cannot be '
-                                     f'handled as a {strategy.kind}: the object kind does not match')
-        if not isinstance(obj.get("metadata", {}), dict):
-            raise errors.bad_request("metadata: the object metadata must be a JSON object")
-        return obj
-
-    @staticmethod
-    def _json(body: bytes | None):
-        if not body:
-            raise errors.bad_request("the body of the request was empty")
+        """The body as the typed object, or the 415/400 kube-apiserver answers for it."""
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower() or "application/json"
+        if media not in BODY_MEDIA_TYPES:
+            raise errors.unsupported_media_type(media, BODY_MEDIA_TYPES)
+        body = request.body or b""
         try:
-            return json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise errors.bad_request(f"couldn't get version/kind; json parse error: {exc}") from None
+            obj = decode_yaml(body) if media == "application/yaml" else decode_json(body)
+            if not isinstance(obj, dict):
+                raise errors.bad_request(f"couldn't get version/kind; json parse error: {find_kind_error(obj)}")
+            for type_field in ("apiVersion", "kind"):
+                value = obj.get(type_field)
+                if value is not None and not isinstance(value, str):
+                    raise errors.bad_request(
+                        f"couldn't get version/kind; json parse error: json: cannot unmarshal "
+                        f"{json_type_name(value)} into Go struct field .{type_field} of type string")
+        except ApiError as exc:  # no kind known yet: transformDecodeError's "unrecognized" form
+            raise errors.bad_request(f"the object provided is unrecognized (must be of type "
+                                     f"{strategy.kind}): {exc.message} ({summarize(body)})") from None
+        kind = obj.get("kind") or strategy.kind
+        version = (obj.get("apiVersion") or "v1").rsplit("/", 1)[-1]
+        if kind != strategy.kind:
+            raise errors.bad_request(f'{kind} in version {go_quote(version)} cannot be handled as a '
+                                     f'{strategy.kind}: the object kind does not match')
+        try:
+            return strategy.decode(obj)
+        except DecodeError as exc:
+            raise errors.bad_request(f"{kind} in version {go_quote(version)} cannot be handled as a "
+                                     f"{strategy.kind}: {exc}") from None
 
 
 VERSION = {"major": "1", "minor": "31", "gitVersion": "v1.31.0-kubesim", "platform": "linux/amd64"}
@@ -506,9 +604,48 @@ def error_reply(error: ApiError) -> Reply:
     return Reply(error.code, error.body(), {"Content-Type": error.content_type(), **error.headers})
 
 
+def compact_json(obj) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
 def encode_continue(rv: int, start: Key, issued: float) -> str:
+    """A continue token; ``rv`` -1 means "go on at the latest revision" (after a 410)."""
     data = json.dumps({"v": "meta.k8s.io/v1", "rv": rv, "start": list(start), "t": issued})
     return base64.urlsafe_b64encode(data.encode()).decode().rstrip("=")
+
+
+def validate_list_options(rv: str, match: str, token: str, initial: bool | None, watch: bool) -> None:
+    """ValidateListOptions (k8s.io/apimachinery): a 422 on ListOptions.meta.k8s.io, as get.go answers."""
+    causes = []
+
+    def forbid(detail: str, field_name: str = "resourceVersionMatch") -> None:
+        causes.append(errors.forbidden_cause(field_name, detail))
+
+    if watch:
+        if initial is not None and match != NOT_OLDER_THAN:
+            forbid(f"sendInitialEvents requires setting resourceVersionMatch to {NOT_OLDER_THAN}")
+        if match:
+            if initial is None:
+                forbid("resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided")
+            if match != NOT_OLDER_THAN:
+                causes.append(errors.not_supported_cause("resourceVersionMatch", match, [NOT_OLDER_THAN]))
+            if token:
+                forbid("resourceVersionMatch is forbidden when continue is provided")
+    else:
+        if match:
+            if not rv:
+                forbid("resourceVersionMatch is forbidden unless resourceVersion is provided")
+            if token:
+                forbid("resourceVersionMatch is forbidden when continue is provided")
+            if match not in (EXACT, NOT_OLDER_THAN):
+                causes.append(errors.not_supported_cause("resourceVersionMatch", match,
+                                                         [EXACT, NOT_OLDER_THAN, ""]))
+            if match == EXACT and rv == "0":
+                forbid('resourceVersionMatch "exact" is forbidden for resourceVersion "0"')
+        if initial is not None:
+            forbid("sendInitialEvents is forbidden for list", "sendInitialEvents")
+    if causes:
+        raise errors.invalid("ListOptions", "", causes, META_GROUP)
 
 
 def parse_rv(value: str) -> int:
@@ -522,6 +659,13 @@ def parse_rv(value: str) -> int:
                                  f'parsing "{value}": invalid syntax') from None
 
 
+def parse_stored_rv(value) -> int:
+    """An object's metadata.resourceVersion as the storage versioner reads it (0: none)."""
+    if not isinstance(value, str) or not value.isdigit():
+        return 0
+    return int(value)
+
+
 def parse_int(value: str | None, name: str) -> int | None:
     if value is None or value == "":
         return None
@@ -529,3 +673,169 @@ def parse_int(value: str | None, name: str) -> int | None:
         return int(value)
     except ValueError:
         raise errors.bad_request(f'{name}: Invalid value: "{value}": must be an integer') from None
+
+
+def parse_bool(query: dict, name: str) -> bool | None:
+    """A boolean query parameter as Kubernetes' parameter codec reads it: only "0"/"false" are false."""
+    if name not in query:
+        return None
+    return query[name] != "0" and query[name].lower() != "false"
+
+
+# -- body decoding, with Go's messages ---------------------------------------------------------
+
+class _Constant(ValueError):
+    """NaN or Infinity: Python's json takes them, JSON (and Go) does not."""
+
+
+def _reject_constant(name: str):
+    raise _Constant(name)
+
+
+def decode_json(body: bytes):
+    """Parse a JSON body; a syntax error is a 400 worded as encoding/json words it."""
+    text = body.decode("utf-8", errors="replace")  # Go keeps invalid UTF-8 as U+FFFD
+    try:
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except _Constant as constant:
+        name = str(constant)
+        problem = ("invalid character 'I' in numeric literal" if name.startswith("-")
+                   else f"invalid character {quote_char(name[0])} looking for beginning of value")
+    except _Overflow as overflow:
+        problem = f"json: cannot unmarshal number {overflow} into Go value of type float64"
+    except json.JSONDecodeError as exc:
+        problem = go_syntax_error(text, exc)
+    raise errors.bad_request(f"couldn't get version/kind; json parse error: {problem}")
+
+
+class _Overflow(ValueError):
+    """A number too large for a float64 (Python would make it infinity, which is no JSON)."""
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise _Overflow(text)
+    return value
+
+
+def decode_yaml(body: bytes):
+    """Parse a YAML body (JSON is YAML) into JSON values, as YAMLToJSON does."""
+    try:
+        return decode_json(body)
+    except ApiError:
+        pass
+    import yaml  # a dependency of the kubernetes client
+    try:
+        obj = yaml.load(body.decode("utf-8", errors="replace"), Loader=_yaml_loader())
+        return json.loads(json.dumps(obj, allow_nan=False))  # as YAMLToJSON: JSON values, string keys
+    except (yaml.YAMLError, TypeError, ValueError) as exc:
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise errors.bad_request(f"error converting YAML to JSON: yaml: {problem}") from None
+
+
+_LOADER = None
+
+
+def _yaml_loader():
+    """SafeLoader without the timestamp type: YAMLToJSON keeps timestamps as strings."""
+    global _LOADER
+    if _LOADER is None:
+        import yaml
+
+        class Loader(yaml.SafeLoader):
+            pass
+
+        Loader.yaml_implicit_resolvers = {
+            first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:timestamp"]
+            for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+        _LOADER = Loader
+    return _LOADER
+
+
+def quote_char(char: str) -> str:
+    """Go's encoding/json quoteChar: how a syntax error shows the offending character."""
+    if char == "'":
+        return "'\\''"
+    if char == '"':
+        return "'\"'"
+    return "'" + go_quote(char)[1:-1] + "'"
+
+
+def go_syntax_error(text: str, exc: json.JSONDecodeError) -> str:
+    """encoding/json's SyntaxError text for the error Python's parser found."""
+    pos, msg = exc.pos, exc.msg
+    if pos >= len(text.rstrip()) or msg.startswith("Unterminated string"):
+        return "unexpected end of JSON input"
+    char = text[pos]
+    if msg == "Expecting value":
+        for literal in ("true", "false", "null"):
+            if char == literal[0]:
+                for got, want in zip(text[pos:pos + len(literal)], literal):
+                    if got != want:
+                        return f"invalid character {quote_char(got)} in literal {literal} (expecting {quote_char(want)})"
+                return "unexpected end of JSON input"
+        return f"invalid character {quote_char(char)} looking for beginning of value"
+    if msg.startswith("Expecting property name"):
+        return f"invalid character {quote_char(char)} looking for beginning of object key string"
+    if msg == "Expecting ':' delimiter":
+        return f"invalid character {quote_char(char)} after object key"
+    if msg == "Expecting ',' delimiter":
+        where = "object key:value pair" if _innermost_open(text, pos) == "{" else "array element"
+        return f"invalid character {quote_char(char)} after {where}"
+    if msg == "Extra data":
+        return f"invalid character {quote_char(char)} after top-level value"
+    if msg.startswith("Invalid control character"):
+        return f"invalid character {quote_char(char)} in string literal"
+    if msg.startswith("Invalid \\"):
+        escaped = text[pos + 1] if char == "\\" and pos + 1 < len(text) else char
+        return f"invalid character {quote_char(escaped)} in string escape code"
+    return msg
+
+
+def _innermost_open(text: str, pos: int) -> str:
+    """The bracket ("{" or "[") enclosing position ``pos`` of a JSON text."""
+    stack, in_string, escaped = [], False, False
+    for char in text[:pos]:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "{[":
+            stack.append(char)
+        elif char in "}]" and stack:
+            stack.pop()
+    return stack[-1] if stack else ""
+
+
+def json_type_name(value) -> str:
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    return "string" if isinstance(value, str) else "null"
+
+
+def find_kind_error(value) -> str:
+    """Go's error for a body that is not a JSON object (it is read into {apiVersion, kind} first)."""
+    return (f"json: cannot unmarshal {json_type_name(value)} into Go value of type struct "
+            '{ APIVersion string "json:\\"apiVersion,omitempty\\""; Kind string "json:\\"kind,omitempty\\"" }')
+
+
+def summarize(body: bytes, limit: int = 30) -> str:
+    """transformDecodeError's summarizeData: a JSON object's first bytes, else hex."""
+    if not body:
+        return "<empty>"
+    more = " ..." if len(body) > limit else ""
+    if body[:1] == b"{":
+        return body[:limit].decode("utf-8", errors="replace") + more
+    return body[:limit].hex() + more

@@ -16,12 +16,18 @@ model reads a few distributions; any single pod can be steered with annotations:
 ``kubesim.io/unschedulable``        "true": the scheduler never finds a node for it
 ``kubesim.io/stop-seconds``         how long the container takes to stop after SIGTERM
 ==================================  ==========================================================
+
+A ``kubesim.io/*`` annotation whose value cannot be used does not stop the simulation: the pod
+fails to start with ``CreateContainerConfigError`` (it stays Pending), the container's waiting
+message, a Warning Event on the pod and the cluster trace all name the annotation and say what
+was expected. An unknown ``kubesim.io/*`` key (a typo) is noted in the trace and ignored.
 """
 
 from __future__ import annotations
 
+import math
 import random
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 ANNOTATION_PREFIX = "kubesim.io/"
@@ -41,6 +47,9 @@ class Outcome:
     container_error: str | None = None
     unschedulable: bool = False
     stop_seconds: float = 1.0
+    container_error_message: str | None = None   # what the kubelet says about container_error
+    honour_restart_policy: bool = True   # False: every container exit is final (as restartPolicy: Never)
+    notes: tuple[str, ...] = field(default=(), compare=False)  # warnings for the trace
 
 
 class BehaviourError(ValueError):
@@ -49,7 +58,11 @@ class BehaviourError(ValueError):
 
 @dataclass
 class Behaviour:
-    """The default model: run time and failure drawn per pod; annotations override."""
+    """The default model: run time and failure drawn per pod; annotations override.
+
+    Every draw comes from the world's seeded RNG, once per pod (by uid), when the scheduler
+    first looks at the pod: the same seed gives every pod the same fate.
+    """
 
     run_seconds: Draw = lambda rng: 10.0
     failure_probability: float = 0.0
@@ -58,6 +71,28 @@ class Behaviour:
     image_error_probability: float = 0.0
     image_error: str = "ErrImagePull"
     unschedulable_probability: float = 0.0
+    failure_exit_code: int = 1
+    stop_seconds: float = 1.0
+    # As the kubelet does: with restartPolicy Always (the API default) or OnFailure, an exited
+    # container is restarted with crash-loop back-off and the pod never turns Succeeded.
+    # False treats every pod as restartPolicy: Never.
+    honour_restart_policy: bool = True
+
+    def __post_init__(self):
+        for name in ("failure_probability", "oom_probability", "image_error_probability",
+                     "unschedulable_probability"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"Behaviour.{name} must be a probability between 0 and 1, not {value!r}")
+        if self.image_error not in IMAGE_ERRORS:
+            raise ValueError(f"Behaviour.image_error must be one of {', '.join(IMAGE_ERRORS)}, "
+                             f"not {self.image_error!r}")
+        if not 1 <= self.failure_exit_code <= 255:
+            raise ValueError(f"Behaviour.failure_exit_code must be 1-255, not {self.failure_exit_code!r}")
+        for name in ("run_seconds", "pull_seconds"):
+            if not callable(getattr(self, name)):
+                raise ValueError(f"Behaviour.{name} must be a distribution (a function of the RNG, "
+                                 f"e.g. fakecluster.uniform(10, 60)), not {getattr(self, name)!r}")
 
     def outcome(self, pod: dict, rng: random.Random) -> Outcome:
         draw = rng.random
@@ -65,30 +100,41 @@ class Behaviour:
         oom = self.oom_probability and draw() < self.oom_probability
         image_error = self.image_error if self.image_error_probability and draw() < self.image_error_probability else None
         outcome = Outcome(
-            run_seconds=max(0.0, self.run_seconds(rng)),
-            exit_code=1 if failed else 0,
+            run_seconds=_duration(self.run_seconds(rng)),
+            exit_code=self.failure_exit_code if failed else 0,
             oom=bool(oom),
-            pull_seconds=max(0.0, self.pull_seconds(rng)),
+            pull_seconds=_duration(self.pull_seconds(rng)),
             image_error=image_error,
             unschedulable=bool(self.unschedulable_probability and draw() < self.unschedulable_probability),
+            stop_seconds=self.stop_seconds,
+            honour_restart_policy=self.honour_restart_policy,
         )
         return steer(outcome, pod)
 
 
+def _duration(value: float) -> float:
+    return 0.0 if value != value else max(0.0, float(value))  # NaN and negatives: no time
+
+
 def steer(outcome: Outcome, pod: dict) -> Outcome:
-    """Apply the ``kubesim.io/*`` annotations of one pod to its outcome."""
+    """Apply the ``kubesim.io/*`` annotations of one pod to its outcome (BehaviourError if bad)."""
     annotations = pod["metadata"].get("annotations") or {}
-    changes = {}
-    for key, value in annotations.items():
+    changes, notes = {}, []
+    for key, value in sorted(annotations.items()):
         if not key.startswith(ANNOTATION_PREFIX):
             continue
         field_name, parse = _ANNOTATIONS.get(key[len(ANNOTATION_PREFIX):], (None, None))
         if field_name is None:
+            notes.append(f"pod {pod['metadata'].get('namespace', '')}/{pod['metadata'].get('name')}: "
+                         f"unknown annotation {key} ignored (known: "
+                         f"{', '.join(ANNOTATION_PREFIX + k for k in _ANNOTATIONS)})")
             continue
         try:
-            changes[field_name] = parse(value)
+            changes[field_name] = parse(str(value).strip())
         except ValueError as exc:
-            raise BehaviourError(f"pod {pod['metadata'].get('name')}: annotation {key}={value!r}: {exc}") from None
+            raise BehaviourError(f"invalid annotation {key}={value!r}: {exc}") from None
+    if notes:
+        changes["notes"] = outcome.notes + tuple(notes)
     return replace(outcome, **changes) if changes else outcome
 
 
@@ -107,15 +153,28 @@ def _one_of(choices):
 
 
 def _seconds(value: str) -> float:
-    seconds = float(value)
-    if seconds < 0:
-        raise ValueError("expected a non-negative number of seconds")
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError("expected a non-negative number of seconds, such as \"30\" or \"2.5\"") from None
+    if seconds < 0 or math.isnan(seconds):
+        raise ValueError("expected a non-negative number of seconds, such as \"30\" or \"2.5\"")
     return seconds
+
+
+def _exit_code(value: str) -> int:
+    try:
+        code = int(value)
+    except ValueError:
+        code = -1
+    if not 0 <= code <= 255:
+        raise ValueError("expected an exit code, a whole number from 0 to 255")
+    return code
 
 
 _ANNOTATIONS = {
     "run-seconds": ("run_seconds", _seconds),
-    "exit-code": ("exit_code", int),
+    "exit-code": ("exit_code", _exit_code),
     "oom": ("oom", _flag),
     "pull-seconds": ("pull_seconds", _seconds),
     "image-error": ("image_error", _one_of(IMAGE_ERRORS)),

@@ -14,9 +14,9 @@ from .apiserver import ApiServer, Request, ServerOptions
 from .behaviour import Behaviour, BehaviourError, Outcome
 from .faults import Faults
 from .gateway import Gateway
-from .kernel import Kernel, Process
-from .kubelet import Kubelets
-from .nodes import NodeState, node_object, parse_quantity, ready_condition
+from .kernel import Kernel, Process, model_timer
+from .kubelet import Kubelets, ready
+from .nodes import NodeState, node_object, parse_quantity, pod_requests, ready_condition
 from .runtime import EPOCH, SimRuntime
 from .scheduler import Scheduler, with_condition
 from .status import ApiError
@@ -25,6 +25,9 @@ from .store import ADDED, DELETED, MODIFIED, Change
 HOST = "https://kubesim.local"
 NODE_MONITOR_GRACE = 50.0       # node-monitor-grace-period since v1.32
 TOLERATION_SECONDS = 300.0      # DefaultTolerationSeconds for unreachable nodes
+POD_GC_QUARANTINE = 40.0        # PodGC waits this long before deleting pods of a missing node
+UNREACHABLE = "node.kubernetes.io/unreachable"
+TERMINAL = ("Succeeded", "Failed")
 
 
 class FakeCluster:
@@ -58,9 +61,14 @@ class FakeCluster:
         self.trace: list[tuple] = []
         self._outcomes: dict[tuple, Outcome] = {}
         self.nodes: dict[str, NodeState] = {}
-        self.kubelets = Kubelets(self.env, self.server.pods, self.timestamp, self._pod_finished)
+        self._node_serial = 0
+        self._event_names: dict[tuple, tuple[str, str]] = {}
+        self.kubelets = Kubelets(self.env, self.server.pods, self.timestamp, self._pod_finished,
+                                 record_event=self.record_event, delete=self._force_delete)
         self.scheduler = Scheduler(self.env, self.server.pods, self.nodes, self.outcome,
-                                   self._bound, self.timestamp, scheduling_delay)
+                                   self._bound, self.timestamp, scheduling_delay,
+                                   on_error=lambda message: self.trace.append((self.env.now, "scheduler-error", message)),
+                                   record_event=self.record_event)
         self.server.pods.listeners.append(self._on_pod_change)
         if trace:
             for store in self.server.stores.values():
@@ -104,6 +112,10 @@ class FakeCluster:
         """Call ``action()`` at virtual time ``when`` (a fault timeline builds on this)."""
         self.env.timeout(max(0.0, when - self.env.now)).callbacks.append(lambda _: action())
 
+    def _after(self, delay: float, action: Callable[[], Any]) -> None:
+        """The model's own timers (controllers): ahead of client processes waking at the same time."""
+        model_timer(self.env, delay).callbacks.append(lambda _: action())
+
     # -- the client ----------------------------------------------------------------------------
 
     def api_client(self, configuration: kubernetes.client.Configuration | None = None):
@@ -142,26 +154,81 @@ class FakeCluster:
 
     def add_node(self, name: str, cpu: str = "8", memory: str = "32Gi", pods: int = 110,
                  labels: dict | None = None) -> NodeState:
+        """Add a Ready node; waiting pods get another scheduling attempt."""
+        if name in self.nodes:
+            raise ValueError(f"node {name!r} already exists")
+        serial = self._node_serial
+        self._node_serial += 1
         state = NodeState(name, parse_quantity(cpu), parse_quantity(memory), int(pods),
                           labels={"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
-                                  **(labels or {})}, ip=f"192.168.{len(self.nodes) // 250}.{len(self.nodes) % 250 + 1}")
+                                  "kubernetes.io/arch": "amd64", **(labels or {})},
+                          ip=f"192.168.{serial // 250}.{serial % 250 + 1}")
         self.nodes[name] = state
         self.server.stores["nodes"].create(node_object(state, self.timestamp()))
         self.scheduler.nodes_changed()
         return state
 
     def outcome(self, pod: dict) -> Outcome:
-        """The behaviour drawn for a pod (once per pod uid, so it stays the same)."""
+        """The behaviour drawn for a pod (once per pod uid, so it stays the same).
+
+        A ``kubesim.io/*`` annotation with a bad value does not crash the world: the pod gets
+        CreateContainerConfigError with the reason as the container's waiting message, a
+        Warning Event says it too, and so does the trace.
+        """
         uid = pod["metadata"]["uid"]
         outcome = self._outcomes.get(uid)
         if outcome is None:
             try:
                 outcome = self.behaviour.outcome(pod, self.rng)
             except BehaviourError as exc:
-                outcome = Outcome(container_error="CreateContainerConfigError")
-                self.trace.append((self.env.now, "behaviour-error", str(exc)))
+                meta = pod["metadata"]
+                outcome = Outcome(container_error="CreateContainerConfigError",
+                                  container_error_message=f"kubesim: {exc}")
+                self.trace.append((self.env.now, "behaviour-error",
+                                   f"pod {meta.get('namespace')}/{meta.get('name')}: {exc}"))
+            for note in outcome.notes:
+                self.trace.append((self.env.now, "behaviour-warning", note))
             self._outcomes[uid] = outcome
         return outcome
+
+    def record_event(self, obj: dict, reason: str, message: str, type: str = "Warning",
+                     component: str = "kubelet", host: str | None = None,
+                     field_path: str | None = None) -> dict:
+        """Write a core/v1 Event about ``obj``, aggregated like the client-go recorder does.
+
+        The same (object, reason, message, source) again bumps ``count`` and ``lastTimestamp``
+        of the existing Event instead of creating another.
+        """
+        meta = obj["metadata"]
+        namespace = meta.get("namespace") or "default"
+        store = self.server.stores["events"]
+        when = self.timestamp()
+        aggregate = (meta.get("uid"), reason, message, component, host)
+        known = self._event_names.get(aggregate)
+        if known is not None and store.get(*known) is not None:
+            return store.update(*known, lambda e: {**e, "count": e.get("count", 1) + 1, "lastTimestamp": when})
+        nanos = int(round(self.env.now * 1e9)) + int(EPOCH.timestamp()) * 10**9 + len(self._event_names)
+        name = f"{meta['name'][:230]}.{nanos:x}"
+        involved = {"kind": obj.get("kind", "Pod"), "namespace": namespace, "name": meta["name"],
+                    "uid": meta.get("uid"), "apiVersion": obj.get("apiVersion", "v1"),
+                    "resourceVersion": meta.get("resourceVersion")}
+        if field_path:
+            involved["fieldPath"] = field_path
+        event = {"kind": "Event", "apiVersion": "v1",
+                 "metadata": {"name": name, "namespace": namespace, "uid": self.server._uid(),
+                              "creationTimestamp": when},
+                 "involvedObject": involved, "reason": reason, "message": message,
+                 "source": {"component": component, **({"host": host} if host else {})},
+                 "firstTimestamp": when, "lastTimestamp": when, "count": 1, "type": type,
+                 "eventTime": None, "reportingComponent": component, "reportingInstance": host or ""}
+        self._event_names[aggregate] = (namespace, name)
+        return store.create(event)
+
+    def events(self, namespace: str | None = None, involved: str | None = None) -> list[dict]:
+        """Stored Events (plain dicts), optionally only those about the object named ``involved``."""
+        found = self.server.stores["events"].objects.values()
+        return [e for e in found if (namespace is None or e["metadata"]["namespace"] == namespace)
+                and (involved is None or e["involvedObject"]["name"] == involved)]
 
     # -- faults on the cluster -----------------------------------------------------------------
 
@@ -196,81 +263,180 @@ class FakeCluster:
             action(watcher)
         return len(watchers)
 
-    def evict(self, namespace: str, name: str, resource: str = "memory") -> None:
-        """Node-pressure eviction of one running pod by its kubelet."""
-        message = f"The node was low on resource: {resource}. "
-        self.kubelets.evict((namespace, name), message)
+    def evict(self, namespace: str, name: str, resource: str = "memory") -> bool:
+        """Node-pressure eviction of one pod by its kubelet: Failed, reason Evicted.
+
+        False when no live kubelet runs the pod (it already ended, or its node is lost);
+        KeyError when there is no such pod.
+        """
+        pod = self.pod(namespace, name)
+        if pod is None:
+            raise KeyError(f"no pod {namespace}/{name} to evict")
+        return self.kubelets.evict((namespace, name), eviction_message(pod, resource))
+
+    def _node(self, name: str) -> NodeState:
+        try:
+            return self.nodes[name]
+        except KeyError:
+            raise KeyError(f"no node {name!r}; nodes: {', '.join(sorted(self.nodes)) or 'none'}") from None
 
     def lose_node(self, name: str) -> None:
-        """The node stops reporting: after 50 s NotReady, after 300 s more its pods are deleted."""
-        node = self.nodes[name]
-        node.ready = False
-        for key in list(node.pods):
-            self.kubelets.freeze(key)
-        self.at(self.env.now + NODE_MONITOR_GRACE, lambda: self._node_unreachable(name))
+        """The node stops reporting (its kubelet is gone, its pods freeze as they are).
 
-    def _node_unreachable(self, name: str) -> None:
-        node = self.nodes.get(name)
-        if node is None or node.ready:
+        After node-monitor-grace-period (50 s) the node controller marks it Ready=Unknown,
+        taints it ``node.kubernetes.io/unreachable`` (NoSchedule and NoExecute) and its pods
+        Ready=False, phase unchanged. When a pod's toleration of the taint runs out (300 s by
+        default) the taint manager deletes it; with no kubelet to finish the job it stays
+        Terminating until ``restore_node`` or ``delete_node``.
+        """
+        node = self._node(name)
+        if not node.ready:
             return
+        node.ready = False
+        node.generation += 1
+        generation = node.generation
+        for key in sorted(node.pods):
+            self.kubelets.freeze(key)
+        self._after(NODE_MONITOR_GRACE, lambda: self._node_unreachable(name, generation))
+
+    def _node_unreachable(self, name: str, generation: int) -> None:
+        node = self.nodes.get(name)
+        if node is None or node.ready or node.generation != generation:
+            return
+        node.unreachable = True
         when = self.timestamp()
+        taints = [{"key": UNREACHABLE, "effect": "NoSchedule", "timeAdded": when},
+                  {"key": UNREACHABLE, "effect": "NoExecute", "timeAdded": when}]
         self.server.stores["nodes"].update("", name, lambda n: {
-            **n, "spec": {**n["spec"], "taints": [{"key": "node.kubernetes.io/unreachable",
-                                                    "effect": "NoExecute", "timeAdded": when}]},
+            **n, "spec": {**n["spec"], "taints": taints},
             "status": {**n["status"], "conditions": [ready_condition(None, when)]}})
         for key in sorted(node.pods):
-            self.server.pods.update(*key, lambda p: with_condition(p, {
-                "type": "Ready", "status": "False", "lastProbeTime": None, "lastTransitionTime": when}))
-        self.at(self.env.now + TOLERATION_SECONDS, lambda: self._taint_evict(name))
-
-    def _taint_evict(self, name: str) -> None:
-        node = self.nodes.get(name)
-        if node is None or node.ready:
-            return
-        for key in sorted(node.pods):
             pod = self.server.pods.get(*key)
-            if pod is not None and not pod["metadata"].get("deletionTimestamp"):
-                self.server.delete_object(self.server.pods, pod, None)
+            if pod is None:
+                continue
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", [])):
+                pod = self.server.pods.update(*key, lambda p: ready(p, False, when))
+                self.record_event(pod, "NodeNotReady", "Node is not ready", "Warning", "node-controller")
+            seconds = toleration_seconds(pod, UNREACHABLE)
+            if seconds is not None:
+                uid = pod["metadata"]["uid"]
+                self._after(seconds, lambda key=key, uid=uid: self._taint_evict(name, generation, key, uid))
+
+    def _taint_evict(self, name: str, generation: int, key: tuple, uid: str) -> None:
+        node = self.nodes.get(name)
+        if node is None or node.ready or node.generation != generation:
+            return
+        pod = self.server.pods.get(*key)
+        if pod is None or pod["metadata"]["uid"] != uid or pod["metadata"].get("deletionTimestamp") \
+                or pod["status"].get("phase") in TERMINAL:
+            return
+        when = self.timestamp()
+        pod = self.server.pods.update(*key, lambda p: with_condition(p, {
+            "type": "DisruptionTarget", "status": "True", "lastProbeTime": None, "lastTransitionTime": when,
+            "reason": "DeletionByTaintManager", "message": "Taint manager: deleting due to NoExecute taint"}))
+        self.record_event(pod, "TaintManagerEviction", f"Marking for deletion Pod {key[0]}/{key[1]}",
+                          "Normal", "taint-eviction-controller")
+        self.server.delete_object(self.server.pods, pod, None)
 
     def restore_node(self, name: str) -> None:
-        """A lost node comes back: its kubelet removes what was deleted meanwhile."""
-        node = self.nodes[name]
-        node.ready = True
+        """A lost node comes back: its kubelet stops what was deleted meanwhile, the rest carries on."""
+        node = self._node(name)
+        if node.ready:
+            return
+        node.ready, node.unreachable = True, False
+        node.generation += 1
         when = self.timestamp()
         self.server.stores["nodes"].update("", name, lambda n: {
             **n, "spec": {k: v for k, v in n["spec"].items() if k != "taints"},
             "status": {**n["status"], "conditions": [ready_condition(True, when)]}})
         for key in sorted(node.pods):
-            pod = self.server.pods.get(*key)
-            if pod is not None and pod["metadata"].get("deletionTimestamp"):
-                self.kubelets.terminate(key, 0)
+            self.kubelets.resume(key)
         self.scheduler.retry()
 
     def delete_node(self, name: str) -> None:
-        """Remove the Node object; pod garbage collection force-deletes the pods bound to it."""
-        node = self.nodes.pop(name)
+        """Remove the Node object; pod garbage collection fails and force-deletes its pods.
+
+        As PodGC does for orphaned pods: a pod not yet terminal becomes Failed with a
+        DisruptionTarget condition (DeletionByPodGC), then every pod bound to the node is
+        deleted with grace 0.
+        """
+        node = self._node(name)
+        del self.nodes[name]
+        node.ready, node.unreachable = False, True
+        node.generation += 1
         self.server.stores["nodes"].remove("", name)
         for key in sorted(node.pods):
             self.kubelets.forget(key)
-            if self.server.pods.get(*key) is not None:
-                self.server.pods.remove(*key)
+        bound = sorted((p for p in self.server.pods.objects.values() if p["spec"].get("nodeName") == name),
+                       key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"]))
+        for pod in bound:
+            self._garbage_collect(pod)
         self.scheduler.nodes_changed()
+
+    def _garbage_collect(self, pod: dict) -> None:
+        key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+        if pod["status"].get("phase") not in TERMINAL:
+            when = self.timestamp()
+            pod = self.server.pods.update(*key, lambda p: with_condition(
+                {**p, "status": {**p["status"], "phase": "Failed"}},
+                {"type": "DisruptionTarget", "status": "True", "lastProbeTime": None,
+                 "lastTransitionTime": when, "reason": "DeletionByPodGC",
+                 "message": "PodGC: node no longer exists"}))
+        self.server.delete_object(self.server.pods, pod, 0)
+
+    def _force_delete(self, pod: dict) -> None:
+        """The kubelet's final DELETE (grace 0) once the pod's containers are gone."""
+        self.server.delete_object(self.server.pods, pod, 0)
 
     # -- wiring --------------------------------------------------------------------------------
 
     def _on_pod_change(self, change: Change) -> None:
         pod, key = change.obj, (change.obj["metadata"]["namespace"], change.obj["metadata"]["name"])
-        if change.type == ADDED and not pod["spec"].get("nodeName"):
-            self.scheduler.submit(pod)
+        if change.type == ADDED:
+            if not pod["spec"].get("nodeName"):
+                self.scheduler.submit(pod)
+            else:  # created bound (spec.nodeName): no scheduler, the node's kubelet admits it
+                self._after(0, lambda: self._admit(key, pod["metadata"]["uid"]))
         elif change.type == MODIFIED:
             meta, before = pod["metadata"], change.prev["metadata"]
             if meta.get("deletionTimestamp") and not before.get("deletionTimestamp"):
-                if self.nodes.get(pod["spec"].get("nodeName", ""), None) is not None and \
-                        self.nodes[pod["spec"]["nodeName"]].ready:
-                    self.kubelets.terminate(key, meta.get("deletionGracePeriodSeconds") or 0)
+                self.kubelets.terminate(key, meta.get("deletionGracePeriodSeconds") or 0)
         elif change.type == DELETED:
             self.scheduler.waiting.pop(key, None)
             self.kubelets.forget(key)
+
+    def _admit(self, key: tuple, uid: str) -> None:
+        """A pod created with spec.nodeName set: the kubelet's admission, or PodGC for no node."""
+        pod = self.server.pods.get(*key)
+        if pod is None or pod["metadata"]["uid"] != uid or pod["metadata"].get("deletionTimestamp"):
+            return
+        node = self.nodes.get(pod["spec"]["nodeName"])
+        if node is None:
+            def collect():
+                current = self.server.pods.get(*key)
+                if current is not None and current["metadata"]["uid"] == uid \
+                        and current["spec"]["nodeName"] not in self.nodes:
+                    self._garbage_collect(current)
+            self._after(POD_GC_QUARANTINE, collect)
+            return
+        try:
+            cpu, memory = pod_requests(pod)
+        except ValueError:
+            cpu = memory = 0.0
+        short = [why for why in node.misfit(cpu, memory, {}) if why.startswith(("Insufficient", "Too many"))]
+        if short and node.ready:
+            resource = {"Too many pods": "pods", "Insufficient cpu": "cpu"}.get(short[0], "memory")
+            used = {"pods": len(node.pods), "cpu": int(round(node.used_cpu * 1000)),
+                    "memory": int(node.used_memory)}[resource]
+            capacity = {"pods": node.max_pods, "cpu": int(round(node.cpu * 1000)), "memory": int(node.memory)}[resource]
+            requested = {"pods": 1, "cpu": int(round(cpu * 1000)), "memory": int(memory)}[resource]
+            message = (f"Pod was rejected: Node didn't have enough resource: {resource}, requested: "
+                       f"{requested}, used: {used}, capacity: {capacity}")
+            self.server.pods.update(*key, lambda p: {**p, "status": {
+                **p["status"], "phase": "Failed", "reason": f"OutOf{resource}", "message": message}})
+            return
+        self.scheduler.place(pod, node)
+        self.kubelets.start(pod, node, self.outcome(pod))
 
     def _bound(self, pod: dict, node: NodeState) -> None:
         self.kubelets.start(pod, node, self.outcome(pod))
@@ -283,6 +449,44 @@ class FakeCluster:
         phase = change.obj.get("status", {}).get("phase", "")
         self.trace.append((self.env.now, change.rv, change.type, change.obj.get("kind", ""),
                            meta.get("namespace", ""), meta["name"], phase))
+
+
+def toleration_seconds(pod: dict, taint_key: str, effect: str = "NoExecute") -> float | None:
+    """How long the pod tolerates a NoExecute taint: 0 if not at all, None for ever.
+
+    As the taint manager's getMinTolerationTime: the least tolerationSeconds among the
+    matching tolerations; matching tolerations without tolerationSeconds tolerate for ever.
+    """
+    matching = []
+    for toleration in pod["spec"].get("tolerations") or []:
+        if toleration.get("effect") not in (None, "", effect):
+            continue
+        if (toleration.get("operator") or "Equal") == "Exists":
+            matches = not toleration.get("key") or toleration["key"] == taint_key
+        else:
+            matches = toleration.get("key") == taint_key and not toleration.get("value")
+        if matches:
+            matching.append(toleration.get("tolerationSeconds"))
+    if not matching:
+        return 0.0
+    bounded = [max(0.0, float(s)) for s in matching if s is not None]
+    return min(bounded) if bounded else None
+
+
+def eviction_message(pod: dict, resource: str) -> str:
+    """The kubelet's node-pressure eviction message (pkg/kubelet/eviction/helpers.go)."""
+    message = (f"The node was low on resource: {resource}. "
+               f"Threshold quantity: 100Mi, available: 92160Ki. ")
+    for container in pod["spec"].get("containers") or []:
+        request = ((container.get("resources") or {}).get("requests") or {}).get(resource, "0")
+        try:
+            asked = parse_quantity(request)
+        except ValueError:
+            asked = 0.0
+        using = f"{int(max(asked * 2, 2**30) // 1024)}Ki"
+        message += (f"Container {container.get('name')} was using {using}, request is {request}, "
+                    f"has larger consumption of {resource}. ")
+    return message
 
 
 def expired_error(requested: int, floor: int) -> ApiError:

@@ -14,7 +14,7 @@ from typing import Callable
 from . import status as errors
 from .status import ApiError
 
-VERBS = ("get", "list", "watch", "create", "update", "patch", "delete")
+VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
 
 Latency = Callable[[random.Random], float]
 
@@ -50,9 +50,24 @@ class ErrorRule:
     count: int | None = None        # stop after this many injections (None: no limit)
     start: float = 0.0
     end: float = math.inf
-    retry_after: int = 1
+    retry_after: int | None = 1      # Retry-After seconds on 429/503/504 (None: no header)
     status_body: bool = False        # 429 as a Status instead of the filter's plain text
     injected: int = 0
+
+    def __post_init__(self):
+        if isinstance(self.verbs, str):
+            self.verbs = (self.verbs,)
+        self.verbs = tuple(self.verbs)
+        unknown = [v for v in self.verbs if v not in VERBS]
+        if unknown:
+            raise ValueError(f"ErrorRule verbs {unknown} are not API verbs; use some of {', '.join(VERBS)}")
+        if not 0.0 <= self.probability <= 1.0:
+            raise ValueError(f"ErrorRule probability must be between 0 and 1, not {self.probability!r}")
+        if self.count is not None and self.count < 0:
+            raise ValueError(f"ErrorRule count must be >= 0 or None, not {self.count!r}")
+        if self.end < self.start:
+            raise ValueError(f"ErrorRule window ends ({self.end:g}s) before it starts ({self.start:g}s)")
+        self.error("pods", "probe")  # an HTTP code with no Kubernetes error fails here, not mid-run
 
     def applies(self, verb: str, resource: str, now: float, rng: random.Random) -> bool:
         if verb not in self.verbs or (self.resource and resource != self.resource):
@@ -63,8 +78,15 @@ class ErrorRule:
 
     def error(self, resource: str, name: str | None) -> ApiError:
         if self.code == 429:
+            if self.retry_after is None:
+                error = errors.too_many_requests(0, as_status=self.status_body)
+                error.headers.pop("Retry-After", None)
+                return error
             return errors.too_many_requests(self.retry_after, as_status=self.status_body)
-        return errors.by_code(self.code, resource, name, self.retry_after)
+        error = errors.by_code(self.code, resource, name, self.retry_after if self.retry_after is not None else 1)
+        if self.retry_after is None:
+            error.headers.pop("Retry-After", None)
+        return error
 
 
 @dataclass
@@ -74,10 +96,16 @@ class Outage:
     start: float
     end: float
     mode: str = "unavailable"  # "unavailable": 503 Status; "refused": connection refused
+    retry_after: int | None = None   # a Retry-After header on the 503s (urllib3 then retries GETs)
 
     def __post_init__(self):
         if self.mode not in ("unavailable", "refused"):
             raise ValueError(f'outage mode must be "unavailable" or "refused", not {self.mode!r}')
+        if self.end < self.start:
+            raise ValueError(f"outage ends ({self.end:g}s) before it starts ({self.start:g}s)")
+
+    def active(self, now: float) -> bool:
+        return self.start <= now < self.end
 
 
 class ConnectionFault(Exception):
@@ -95,6 +123,17 @@ class Faults:
     outages: list[Outage] = field(default_factory=list)
     reset_probability: float = 0.0   # connections dropped before an answer
 
+    def __post_init__(self):
+        unknown = [verb for verb in self.latency if verb != "*" and verb not in VERBS]
+        if unknown:
+            raise ValueError(f"latency for {unknown}: not API verbs; use some of {', '.join(VERBS)} or '*'")
+        if not 0.0 <= self.reset_probability <= 1.0:
+            raise ValueError(f"reset_probability must be between 0 and 1, not {self.reset_probability!r}")
+
+    def refused(self, now: float) -> bool:
+        """Is the API server unreachable (connection refused) at this moment?"""
+        return any(o.mode == "refused" and o.active(now) for o in self.outages)
+
     def delay(self, verb: str, rng: random.Random) -> float:
         draw = self.latency.get(verb) or self.latency.get("*")
         return max(0.0, draw(rng)) if draw else 0.0
@@ -103,10 +142,10 @@ class Faults:
               rng: random.Random) -> ApiError | None:
         """The injected answer for this request, if any (raises ConnectionFault for no answer)."""
         for outage in self.outages:
-            if outage.start <= now < outage.end:
+            if outage.active(now):
                 if outage.mode == "refused":
                     raise ConnectionFault("refused")
-                return errors.service_unavailable(retry_after=1)
+                return errors.service_unavailable(retry_after=outage.retry_after)
         if self.reset_probability and rng.random() < self.reset_probability:
             raise ConnectionFault("reset")
         for rule in self.errors:

@@ -5,6 +5,7 @@ Both front doors (the in-process urllib3 transport and the HTTP server) hand req
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
 from dataclasses import dataclass
@@ -53,18 +54,28 @@ class Gateway:
         self.record_log = True
 
     def exchange(self, request: Request, read_timeout: float | None = None) -> Reply | WatchReply:
-        """Serve one request in virtual time; raises ConnectionFault or TimeoutError (read timeout)."""
+        """Serve one request in virtual time; raises ConnectionFault or TimeoutError (read timeout).
+
+        The request's latency passes before the server acts on it, so a create with 0.5 s of
+        latency exists 0.5 s after it was sent. When the latency is longer than the client's
+        read timeout, the client gives up at its timeout but the server still acts when the
+        request arrives: the "it was created but the client thinks it failed" case.
+        """
         verb, resource, name = classify(request)
+        if name is None and verb == "create" and self.faults.errors:  # named in injected errors
+            name = _body_name(request.body)
+        if self.faults.refused(self.kernel.env.now):  # nothing listens: refused at once
+            self._account(verb, resource, name, "refused")
+            raise ConnectionFault("refused")
         delay = self.faults.delay(verb, self.rng)
-        if read_timeout is not None and delay > read_timeout and verb != "watch":
+        if read_timeout is not None and delay > read_timeout:
             self._serve_late(request, delay, verb, resource, name)
             self.kernel.sleep(read_timeout)
             self._account(verb, resource, name, "read-timeout")
             raise TimeoutError("timed out")
         if delay:
             self.kernel.sleep(delay)
-        reply = self._serve(request, verb, resource, name)
-        return reply
+        return self._serve(request, verb, resource, name)
 
     def _serve(self, request: Request, verb: str, resource: str, name: str | None):
         try:
@@ -92,6 +103,16 @@ class Gateway:
         self.calls[(verb, status)] += 1
         if self.record_log:
             self.log.append(Call(self.kernel.env.now, verb, resource, name, status))
+
+
+def _body_name(body: bytes | None) -> str | None:
+    """metadata.name of a create's body, as admission sees it (None for generateName)."""
+    try:
+        meta = json.loads(body or b"{}").get("metadata") or {}
+    except (ValueError, AttributeError):
+        return None
+    name = meta.get("name") if isinstance(meta, dict) else None
+    return name if isinstance(name, str) and name else None
 
 
 __all__ = ["Gateway", "classify", "Call", "ApiError"]

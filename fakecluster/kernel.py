@@ -8,15 +8,24 @@ switches back when it fires. Everything stays single-threaded and deterministic.
 
 from __future__ import annotations
 
+import heapq
 import itertools
+import logging
 from typing import Any, Callable
 
 import greenlet
 import simpy
 
 
+log = logging.getLogger("fakecluster.kernel")
+
+
 class SimulationStalled(RuntimeError):
     """No process can make progress: every process is blocked and nothing is scheduled."""
+
+
+class HorizonExceeded(SimulationStalled):
+    """Virtual time would pass the world's horizon while work is still scheduled."""
 
 
 class NotInSimulation(RuntimeError):
@@ -36,16 +45,21 @@ class Process:
         self._greenlet = greenlet.greenlet(self._main)
         self._fn, self._args = fn, args
         self._started = False
+        self.killed = False
 
     def _main(self, _=None):
         self._started = True
         try:
             self.value = self._fn(*self._args)
         except greenlet.GreenletExit:
-            pass
-        except BaseException as exc:  # a process dies alone, like a thread; the kernel keeps it
+            self.killed = True
+        except Exception as exc:  # a process dies alone, like a thread; the kernel keeps it
             self.exception = exc
-            self._kernel.crashed.append(self)
+            self._kernel._crash(self, exc)
+        except BaseException as exc:  # Ctrl-C, SystemExit: stop the whole simulation, loudly
+            self.exception = exc
+            self._kernel._crash(self, exc)
+            raise
         finally:
             self.done = True
             self._kernel.blocked.pop(self, None)
@@ -57,16 +71,24 @@ class Process:
     def join(self, timeout: float | None = None) -> bool:
         """Wait (in virtual time) for the process to end; True when it has."""
         if not self.done:
+            if self._kernel.current() is self:
+                raise RuntimeError(f"process {self.name} cannot join itself")
             self._kernel.wait(self._finished, timeout, f"join({self.name})")
         return self.done
 
     def kill(self) -> None:
-        """End the process at its current blocking point (it sees GreenletExit)."""
+        """End the process at its current blocking point (it sees GreenletExit).
+
+        Killing the calling process itself raises GreenletExit right here, as ``sys.exit`` would
+        in a thread; the process ends when it unwinds.
+        """
         if self.done:
             return
+        if greenlet.getcurrent() is self._greenlet:
+            raise greenlet.GreenletExit
         self._kernel.blocked.pop(self, None)
         if not self._started:  # never ran: nothing to unwind
-            self.done = True
+            self.done = self.killed = True
             self._finished.succeed()
             return
         self._greenlet.parent = greenlet.getcurrent()  # come back here once it has unwound
@@ -84,9 +106,10 @@ class Kernel:
         self.env = env
         self.horizon = horizon
         self.blocked: dict[Process, str] = {}
-        self.crashed: list[Process] = []
+        self.crashed: list[Process] = []   # processes that ended with an exception
         self._current: dict[greenlet.greenlet, Process] = {}
         self._hub: greenlet.greenlet | None = None
+        self._driving = False
         self._ids = itertools.count(1)
 
     # -- processes -----------------------------------------------------------------------------
@@ -103,6 +126,13 @@ class Kernel:
     def current(self) -> Process | None:
         return self._current.get(greenlet.getcurrent())
 
+    def _crash(self, proc: Process, exc: BaseException) -> None:
+        """Keep a crashed process (like a thread that died) and say so in the log."""
+        self.crashed.append(proc)
+        log.warning("simulated process %s crashed at virtual time %gs: %s: %s",
+                    proc.name, self.env.now, type(exc).__name__, exc,
+                    exc_info=(type(exc), exc, exc.__traceback__))
+
     def _enter(self, proc: Process, value: Any = None) -> None:
         if proc.done:
             self._current.pop(proc._greenlet, None)
@@ -116,27 +146,45 @@ class Kernel:
 
     def wait(self, event: simpy.Event, timeout: float | None = None, what: str = "an event") -> bool:
         """Block the calling process until ``event`` fires (True) or ``timeout`` passes (False)."""
-        proc = self.current()
-        if proc is None:
-            raise NotInSimulation(
-                f"blocking call ({what}) outside a simulated process: wrap the code in "
-                "cluster.run(fn) or cluster.spawn(fn)")
+        proc = self._calling_process(what)
         if event.processed:
             return self._outcome(event)
         woken = []
+        timer = None
 
         def wake(fired):
             if not woken:
                 woken.append(fired)
                 self.blocked.pop(proc, None)
+                if timer is not None and fired is not timer:
+                    _defuse(timer)  # the event won: the timer must not hold the clock up
                 self._enter(proc)
 
         event.callbacks.append(wake)
         if timeout is not None:
-            self.env.timeout(max(timeout, 0)).callbacks.append(wake)
+            timer = self.env.timeout(max(timeout, 0))
+            timer.callbacks.append(wake)
         self.blocked[proc] = what
-        self._hub.switch()
+        try:
+            self._hub.switch()
+        finally:
+            if not woken:  # killed while blocked: leave nothing behind that would wake a corpse
+                self.blocked.pop(proc, None)
+                if event.callbacks is not None and wake in event.callbacks:
+                    event.callbacks.remove(wake)
+                if timer is not None:
+                    _defuse(timer)
         return woken[0] is event and self._outcome(event)
+
+    def _calling_process(self, what: str) -> Process:
+        proc = self.current()
+        if proc is None:
+            where = ("from inside a simulation callback (cluster.at / a simpy callback); spawn a "
+                     "process for blocking work: cluster.spawn(fn)" if self._driving else
+                     "outside a simulated process; wrap the code in a function and run it with "
+                     "cluster.run(fn) (or cluster.spawn(fn) for background work)")
+            raise NotInSimulation(f"blocking call {what} made {where}")
+        return proc
 
     @staticmethod
     def _outcome(event: simpy.Event) -> bool:
@@ -145,18 +193,25 @@ class Kernel:
         return True
 
     def sleep(self, seconds: float) -> None:
-        self.wait(self.env.timeout(max(seconds, 0)), None, f"sleep({seconds:g})")
+        what = f"sleep({seconds:g})"
+        self._calling_process(what)
+        self.wait(self.env.timeout(max(seconds, 0)), None, what)
 
     # -- driving -------------------------------------------------------------------------------
 
     def run(self, fn: Callable, *args, until: float | None = None) -> Any:
-        """Run ``fn(*args)`` as a process to completion and return its value (or raise)."""
-        if self.current() is not None:
-            raise RuntimeError("cluster.run() called from inside a simulated process; "
-                               "call the function directly, or use cluster.spawn()")
+        """Run ``fn(*args)`` as a process to completion and return its value (or raise).
+
+        ``until`` is an absolute virtual time: if the process has not finished by then,
+        SimulationStalled says what every process is blocked on.
+        """
+        self._not_nested("cluster.run()")
         proc = self.spawn(fn, *args, name=getattr(fn, "__name__", "main"))
         self._drive(lambda: proc.done, until)
         if not proc.done:
+            if not self._live_queue():
+                raise SimulationStalled(f"the simulation can make no progress: {proc.name} is "
+                                        f"blocked and nothing is scheduled\n" + self.describe_blocked())
             raise SimulationStalled(f"{proc.name} did not finish by virtual time {until:g}s\n"
                                     + self.describe_blocked())
         if proc.exception is not None:
@@ -164,29 +219,74 @@ class Kernel:
         return proc.value
 
     def advance(self, until: float) -> None:
-        """Run the simulation up to virtual time ``until``."""
+        """Run the simulation up to virtual time ``until`` (absolute)."""
+        self._not_nested("cluster.advance()")
+        if until < self.env.now:
+            raise ValueError(f"cannot advance to {until:g}s: virtual time is already {self.env.now:g}s")
         self._drive(lambda: False, until)
         self.env._now = max(self.env.now, until)  # the clock reaches ``until`` even when idle
 
+    def _live_queue(self) -> bool:
+        """Is anything scheduled? Timers nobody waits for any more are dropped unseen first."""
+        queue = self.env._queue
+        while queue and getattr(queue[0][3], "_kubesim_dead", False):
+            heapq.heappop(queue)
+        return bool(queue)
+
+    def _not_nested(self, call: str) -> None:
+        if self.current() is not None or self._driving:
+            raise RuntimeError(f"{call} called from inside the simulation (a process or a "
+                               "callback); call the function directly, or use cluster.spawn()")
+
     def _drive(self, finished: Callable[[], bool], until: float | None) -> None:
         self._hub = greenlet.getcurrent()
-        env, limit = self.env, min(until if until is not None else float("inf"), self.horizon)
+        env = self.env
+        until = float("inf") if until is None else until
         queue = env._queue
-        while not finished():
-            if not queue:
-                if until is not None:
+        self._driving = True
+        try:
+            while not finished():
+                while queue and getattr(queue[0][3], "_kubesim_dead", False):
+                    heapq.heappop(queue)  # a timer nobody waits for any more: drop it unseen
+                if not queue:
+                    if until != float("inf"):
+                        return
+                    raise SimulationStalled("the simulation can make no progress: every process is "
+                                            "blocked and nothing is scheduled\n" + self.describe_blocked())
+                at = queue[0][0]
+                if at > until:
                     return
-                raise SimulationStalled("the simulation can make no progress: every process is "
-                                        "blocked and nothing is scheduled\n" + self.describe_blocked())
-            if queue[0][0] > limit:
-                if until is None:
-                    raise SimulationStalled(f"virtual time passed the horizon ({self.horizon:g}s)\n"
-                                            + self.describe_blocked())
-                return
-            env.step()
+                if at > self.horizon:
+                    raise HorizonExceeded(
+                        f"virtual time would pass the horizon ({self.horizon:g}s): the next event "
+                        f"is due at {at:g}s (now {env.now:g}s); raise FakeCluster(horizon=...) if "
+                        "the run really needs longer\n" + self.describe_blocked())
+                env.step()
+        finally:
+            self._driving = False
 
     def describe_blocked(self) -> str:
         if not self.blocked:
             return "no process is blocked"
         lines = [f"  {proc.name}: waiting on {what}" for proc, what in self.blocked.items()]
         return "blocked processes:\n" + "\n".join(sorted(lines))
+
+
+def model_timer(env: simpy.Environment, delay: float) -> simpy.Event:
+    """A timeout for the cluster model (scheduler, kubelets, controllers).
+
+    It is scheduled ahead of ordinary timeouts due at the same instant, so what the world does
+    at time t is visible to every process that wakes at t: a test that sleeps exactly a pod's
+    run time sees the pod finished, whichever timer was created first.
+    """
+    event = simpy.Event(env)
+    event._ok, event._value = True, None
+    env.schedule(event, simpy.core.URGENT, max(0.0, delay))
+    return event
+
+
+def _defuse(timer: simpy.Event) -> None:
+    """Mark a pending timer as dead: the driver drops it instead of advancing the clock to it."""
+    timer._kubesim_dead = True  # (not simpy's own _defused, which means "failure handled")
+    if timer.callbacks:
+        timer.callbacks.clear()

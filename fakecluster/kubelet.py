@@ -2,131 +2,397 @@
 
 One simpy process per bound pod walks the pod through its ``Outcome``: image pull (or a pull
 error that keeps it Pending with ErrImagePull / ImagePullBackOff back-off), container creation
-(or a creation error), Running, and the container's exit (Completed, Error, OOMKilled). A
-graceful deletion interrupts it: containers stop, the pod turns terminal, then it is removed.
+(or a creation error), Running, and the container's exit (Completed, Error, OOMKilled). With
+``restartPolicy: Always`` (or ``OnFailure`` and a failure) the container is restarted with the
+kubelet's crash-loop back-off instead, and the pod stays Running. A graceful deletion
+interrupts it: the container gets SIGTERM, stops after ``stop_seconds`` or is killed at the end
+of the grace period, the pod turns terminal, then it is removed.
+
+Every write names the pod by key *and* uid, so a late write never lands on a new pod that took
+the same name. When a node is lost its pods freeze (nothing they do can reach the API server);
+when it comes back they carry on from where the virtual clock now is.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
+import re
+from dataclasses import dataclass
 from typing import Callable
 
 import simpy
 
 from .behaviour import Outcome
+from .kernel import model_timer
 from .nodes import NodeState
 from .scheduler import with_condition
-from .store import ResourceStore
+from .store import ResourceStore, key_of
 
-BACKOFF_START, BACKOFF_CAP = 10.0, 300.0
+BACKOFF_START, BACKOFF_CAP = 10.0, 300.0   # image pull and crash-loop back-off
+BACKOFF_RESET = 600.0                      # a container that ran this long clean resets it
+ERR_IMAGE_PULL_SECONDS = 1.0               # ErrImagePull shows until the back-off is recorded
 EXIT_SIGTERM, EXIT_SIGKILL = 143, 137
+
+# distribution/reference's grammar, as containerd parses an image name
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
+_DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?"
+_IMAGE = re.compile(rf"^(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*"
+                    r"(?::[\w][\w.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$")
+
+
+def valid_image(image: str) -> bool:
+    """Whether the container runtime could parse this image reference."""
+    return bool(image) and len(image) <= 255 + 128 and bool(_IMAGE.match(image))
+
+
+@dataclass
+class Life:
+    """What one node's kubelet knows about one of its pods."""
+
+    key: tuple
+    uid: str
+    node: NodeState
+    outcome: Outcome
+    restart_policy: str = "Always"
+    process: simpy.Process | None = None
+    frozen: bool = False               # the node is lost: nothing reaches the API server
+    started: str | None = None         # RFC 3339 start of the current container run
+    started_at: float | None = None    # the same, in virtual seconds
+    restarts: int = 0
+    backoff: float = 0.0
+    last_state: dict | None = None     # the previous run's terminated state
+    sigterm_at: float | None = None    # when deletion began
+    kill_at: float = math.inf          # end of the grace period
+    ip: str = ""
+    begun: bool = False                # the process has run (so it can take an interrupt)
+    pending: tuple | None = None       # an interruption that came before the process began
 
 
 class Kubelets:
     """Every node's kubelet, as one object: pods are independent of each other here."""
 
     def __init__(self, env: simpy.Environment, pods: ResourceStore, timestamp: Callable[..., str],
-                 on_finished: Callable[[tuple], None]):
+                 on_finished: Callable[[tuple], None],
+                 record_event: Callable[..., None] | None = None,
+                 delete: Callable[[dict], None] | None = None):
         self.env, self.pods, self.timestamp = env, pods, timestamp
         self.on_finished = on_finished     # frees the pod's room on its node
-        self.lives: dict[tuple, simpy.Process] = {}
+        # the kubelet's final DELETE with grace 0, through the API server's deletion rules
+        self.delete = delete or (lambda pod: self.pods.remove(*key_of(pod)))
+        self.record_event = record_event or (lambda *args, **kwargs: None)
+        self.lives: dict[tuple, Life] = {}
         self._ips = 0
 
+    # -- what the rest of the cluster tells the kubelets ---------------------------------------
+
     def start(self, pod: dict, node: NodeState, outcome: Outcome) -> None:
-        key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
-        self.lives[key] = self.env.process(self._life(key, node, outcome))
+        """The pod was bound to ``node``: its kubelet picks it up (unless the node is lost)."""
+        meta = pod["metadata"]
+        key = (meta["namespace"], meta["name"])
+        old = self.lives.pop(key, None)
+        if old is not None:
+            self._stop_process(old, ("forget", None))
+        policy = (pod["spec"].get("restartPolicy") or "Always") if outcome.honour_restart_policy else "Never"
+        life = Life(key, meta["uid"], node, outcome, policy)
+        self.lives[key] = life
+        if node.ready:
+            self._launch(life)
+        else:
+            life.frozen = True  # bound to a node whose kubelet is gone: it never hears of the pod
 
     def terminate(self, key: tuple, grace: float) -> None:
-        """The API server marked the pod for graceful deletion."""
+        """The API server marked the pod for graceful deletion (deletionTimestamp set)."""
         life = self.lives.get(key)
-        if life is not None and life.is_alive:
-            life.interrupt(("delete", grace))
-        elif life is None:  # not running here (finished, or its node is gone): just remove it
-            self.env.process(self._remove_after(key, 0))
+        if life is None:  # not running here (finished, or never bound): just remove it
+            pod = self.pods.get(*key)
+            if pod is not None:
+                self.env.process(self._remove_after(key, pod["metadata"]["uid"], 0))
+            return
+        if life.frozen:
+            return  # nobody there to stop it: it stays Terminating until the node returns
+        self._interrupt(life, ("delete", grace))
 
-    def evict(self, key: tuple, message: str) -> None:
+    def evict(self, key: tuple, message: str) -> bool:
+        """Node-pressure eviction by the pod's kubelet; False if no live kubelet runs the pod."""
         life = self.lives.get(key)
-        if life is not None and life.is_alive:
-            life.interrupt(("evict", message))
+        if life is None or life.frozen or life.process is None or not life.process.is_alive:
+            return False
+        if life.sigterm_at is not None:
+            return False  # already being deleted
+        self._interrupt(life, ("evict", message))
+        return True
 
     def freeze(self, key: tuple) -> None:
         """The node is gone: nothing more happens to this pod until the node returns."""
-        life = self.lives.pop(key, None)
-        if life is not None and life.is_alive:
-            life.interrupt(("freeze", None))
+        life = self.lives.get(key)
+        if life is not None and not life.frozen:
+            life.frozen = True
+            self._stop_process(life, ("freeze", None))
+
+    def resume(self, key: tuple) -> None:
+        """The node is back: its kubelet reports the pod again and carries on with it."""
+        life = self.lives.get(key)
+        if life is None or not life.frozen:
+            return
+        pod = self.pods.get(*key)
+        if pod is None or pod["metadata"]["uid"] != life.uid:
+            self.forget(key)
+            return
+        life.frozen = False
+        if pod["metadata"].get("deletionTimestamp"):
+            grace = pod["metadata"].get("deletionGracePeriodSeconds") or 0
+            self._launch(life, ("delete", grace))
+        else:
+            if life.started_at is not None and pod.get("status", {}).get("phase") == "Running":
+                self._write(life, lambda p: ready(p, True, self.timestamp()))
+            self._launch(life)
 
     def forget(self, key: tuple) -> None:
+        """The pod is gone from the API server: drop it and give its room back."""
         life = self.lives.pop(key, None)
-        if life is not None and life.is_alive:
-            life.interrupt(("forget", None))
+        if life is not None:
+            self._stop_process(life, ("forget", None))
         self.on_finished(key)
+
+    def _launch(self, life: Life, cause=None) -> None:
+        life.begun, life.pending = False, None
+        life.process = self.env.process(self._life(life, cause))
+
+    def _stop_process(self, life: Life, cause) -> None:
+        self._interrupt(life, cause)
+        life.process = None
+
+    def _interrupt(self, life: Life, cause) -> None:
+        process = life.process
+        if process is None or not process.is_alive or self.env.active_process is process:
+            return
+        if not life.begun:  # simpy cannot throw into a generator that has not started
+            life.pending = life.pending or cause
+            return
+        process.interrupt(cause)
 
     # -- the life of one pod -------------------------------------------------------------------
 
-    def _life(self, key, node: NodeState, outcome: Outcome):
-        started = None
-        try:
-            yield from self._pull_and_create(key, outcome)
-            started = self.timestamp()
-            self._write(key, lambda p: running(p, node, self._next_ip(), started))
-            yield self.env.timeout(outcome.run_seconds)
-            self._write(key, lambda p: finished(p, outcome, started, self.timestamp()))
-            self.lives.pop(key, None)
-            self.on_finished(key)
-        except simpy.Interrupt as interrupt:
-            what, detail = interrupt.cause
-            if what == "delete":
-                yield from self._stop(key, outcome, started, detail)
-            elif what == "evict":
-                self._write(key, lambda p: evicted(p, detail, started, self.timestamp()))
-                self.lives.pop(key, None)
-                self.on_finished(key)
+    def _life(self, life: Life, cause=None):
+        """Run the pod from where it is; ``cause`` starts it at an interruption (a deletion)."""
+        life.begun = True
+        cause, life.pending = cause or life.pending, None
+        outcome = life.outcome
+        while cause is None:
+            if life.started_at is None:
+                cause = yield from self._pull_and_create(life)
+                if cause is not None:
+                    break
+                life.started_at, life.started = self.env.now, self.timestamp()
+                self._write(life, lambda p: running(p, life.node, life.ip, life.started, life.restarts,
+                                                    life.last_state, self._image_id(p)))
+            ends = life.started_at + outcome.run_seconds
+            cause = yield from self._wait(ends - self.env.now)
+            if cause is not None:
+                break
+            ended = self.timestamp(ends - self.env.now)
+            code, reason = exit_of(outcome)
+            if not restarts_after(life.restart_policy, code):
+                self._write(life, lambda p: finished(p, outcome, life.started, ended, life.restarts,
+                                                     life.last_state))
+                self._done(life)
+                return
+            cause = yield from self._crash_loop(life, code, reason, ended)
+        yield from self._interrupted(life, cause)
 
-    def _pull_and_create(self, key, outcome: Outcome):
-        if outcome.pull_seconds:
-            self._write(key, lambda p: waiting(p, "ContainerCreating", ""))
-            yield self.env.timeout(outcome.pull_seconds)
-        if outcome.image_error:
-            yield from self._image_backoff(key, outcome.image_error)
-        if outcome.container_error:
-            self._write(key, lambda p: waiting(p, outcome.container_error, container_error_message(outcome.container_error)))
-            yield self.env.event()  # never starts; only deletion ends this
+    def _crash_loop(self, life: Life, code: int, reason: str, ended: str):
+        """The container exited under a restarting policy: back off, then run it again."""
+        ran = self.env.now - life.started_at
+        if ran >= BACKOFF_RESET:
+            life.backoff = 0.0
+        life.last_state = terminated_state(life.uid, code, reason, life.started, ended)
+        life.restarts += 1
+        life.started_at = life.started = None
+        delay, life.backoff = life.backoff, min(BACKOFF_CAP, max(BACKOFF_START, life.backoff * 2))
+        if delay:
+            name = life.key[1]
+            container = self._container_name(life)
+            message = (f"back-off {_go_duration(delay)} restarting failed container={container} "
+                       f"pod={name}_{life.key[0]}({life.uid})")
+            self._write(life, lambda p: crash_looping(p, message, life.restarts, life.last_state, self.timestamp()))
+            self._event(life, "BackOff", f"Back-off restarting failed container {container} in pod "
+                                         f"{name}_{life.key[0]}({life.uid})")
+            return (yield from self._wait(delay))
+        return None
 
-    def _image_backoff(self, key, error: str):
-        image = lambda p: p["spec"]["containers"][0].get("image", "")
+    def _pull_and_create(self, life: Life):
+        """Image pull and container creation; returns an interruption's cause, or None when done."""
+        outcome = life.outcome
+        first = life.restarts == 0
+        if not life.ip:
+            life.ip = self._next_ip()
+        if first and outcome.pull_seconds:
+            self._write(life, lambda p: waiting(p, life.node, life.ip, self.timestamp(), "ContainerCreating", ""))
+            cause = yield from self._wait(outcome.pull_seconds)
+            if cause is not None:
+                return cause
+        image = self._image(life)
+        error = outcome.image_error
+        if image is not None and not valid_image(image):
+            error = "InvalidImageName"
+        if first and error:
+            return (yield from self._image_backoff(life, error, image or ""))
+        if first and outcome.container_error:
+            message = outcome.container_error_message or container_error_message(outcome.container_error)
+            self._write(life, lambda p: waiting(p, life.node, life.ip, self.timestamp(),
+                                                outcome.container_error, message))
+            self._event(life, "Failed", f"Error: {message}")
+            return (yield from self._wait(None))  # never starts; only deletion ends this
+        return None
+
+    def _image_backoff(self, life: Life, error: str, image: str):
+        write = lambda reason, message: self._write(
+            life, lambda p: waiting(p, life.node, life.ip, self.timestamp(), reason, message))
         if error in ("InvalidImageName", "ErrImageNeverPull"):  # no retry can fix these
-            self._write(key, lambda p: waiting(p, error, image_error_message(error, image(p))))
-            yield self.env.event()
+            message = image_error_message(error, image)
+            write(error, message)
+            self._event(life, "InspectFailed" if error == "InvalidImageName" else "ErrImageNeverPull", message)
+            self._event(life, "Failed", f"Error: {error}")
+            return (yield from self._wait(None))
         backoff = BACKOFF_START
         while True:
-            self._write(key, lambda p: waiting(p, "ErrImagePull", image_error_message("ErrImagePull", image(p))))
-            yield self.env.timeout(1.0)
-            self._write(key, lambda p: waiting(p, "ImagePullBackOff", f'Back-off pulling image "{image(p)}"'))
-            yield self.env.timeout(backoff)
+            message = image_error_message("ErrImagePull", image)
+            write("ErrImagePull", message)
+            self._event(life, "Failed", f'Failed to pull image "{image}": {message}')
+            self._event(life, "Failed", "Error: ErrImagePull")
+            cause = yield from self._wait(ERR_IMAGE_PULL_SECONDS)
+            if cause is not None:
+                return cause
+            write("ImagePullBackOff", f'Back-off pulling image "{image}"')
+            self._event(life, "BackOff", f'Back-off pulling image "{image}"', "Normal")
+            self._event(life, "Failed", "Error: ImagePullBackOff")
+            cause = yield from self._wait(backoff)
+            if cause is not None:
+                return cause
             backoff = min(backoff * 2, BACKOFF_CAP)
 
-    def _stop(self, key, outcome: Outcome, started, grace: float):
-        stop = min(outcome.stop_seconds, grace)
-        if stop:
-            yield self.env.timeout(stop)
-        code = EXIT_SIGTERM if outcome.stop_seconds <= grace else EXIT_SIGKILL
-        self._write(key, lambda p: killed(p, code, started, self.timestamp()))
-        self.lives.pop(key, None)
-        self.on_finished(key)
-        yield from self._remove_after(key, 0)
+    def _interrupted(self, life: Life, cause):
+        """Deal with what stopped the pod's course: deletion, eviction, node loss, removal."""
+        while cause is not None:
+            what, detail = cause
+            if what in ("forget", "freeze"):
+                return
+            if what == "evict":
+                self._write(life, lambda p: evicted(p, detail, life.started, self.timestamp()))
+                self._event(life, "Evicted", detail)
+                self._done(life)
+                return
+            # a deletion: SIGTERM now, SIGKILL when the grace period ends
+            if life.sigterm_at is None:
+                life.sigterm_at = self.env.now
+            life.kill_at = min(life.kill_at, self.env.now + max(0.0, detail))
+            exited_by_itself = (life.started_at is not None
+                                and life.started_at + life.outcome.run_seconds <= self.env.now)
+            if life.started_at is None or exited_by_itself:
+                stop_at = self.env.now
+            else:
+                stop_at = min(life.sigterm_at + life.outcome.stop_seconds, life.kill_at)
+            cause = yield from self._wait(stop_at - self.env.now)
+            if cause is not None:
+                continue
+            if exited_by_itself:  # it finished while nobody could tell (the node was away)
+                ends = life.started_at + life.outcome.run_seconds
+                ended = self.timestamp(ends - self.env.now)
+                self._write(life, lambda p: finished(p, life.outcome, life.started, ended,
+                                                     life.restarts, life.last_state))
+            else:
+                code = EXIT_SIGTERM if life.sigterm_at + life.outcome.stop_seconds <= life.kill_at else EXIT_SIGKILL
+                self._write(life, lambda p: killed(p, code, life.started, self.timestamp(), life.restarts,
+                                                   life.last_state))
+            self._done(life)
+            yield from self._remove_after(life.key, life.uid, 0)
+            return
 
-    def _remove_after(self, key, delay: float):
+    def _wait(self, delay: float | None):
+        """Wait ``delay`` seconds (None or inf: for ever); the interruption's cause, or None."""
+        try:
+            if delay is None or delay == math.inf:
+                yield self.env.event()
+            elif delay > 0:
+                yield model_timer(self.env, delay)
+        except simpy.Interrupt as interrupt:
+            return interrupt.cause
+        return None
+
+    def _remove_after(self, key, uid: str, delay: float):
+        """The kubelet's final delete (grace 0): gone, unless finalizers still hold it."""
         if delay:
-            yield self.env.timeout(delay)
-        if self.pods.get(*key) is not None:
-            self.pods.remove(*key)
-        self.on_finished(key)
+            yield model_timer(self.env, delay)
+        pod = self.pods.get(*key)
+        if pod is not None and pod["metadata"]["uid"] == uid:
+            self.delete(pod)
 
-    def _write(self, key, mutate) -> None:
-        self.pods.update(*key, mutate)
+    def _done(self, life: Life) -> None:
+        """The pod's containers are gone: its room on the node is free again."""
+        if self.lives.get(life.key) is life:
+            del self.lives[life.key]
+            self.on_finished(life.key)
+
+    def _write(self, life: Life, mutate) -> None:
+        def guarded(pod):
+            return mutate(pod) if pod["metadata"]["uid"] == life.uid else pod
+        self.pods.update(*life.key, guarded)
+
+    def _event(self, life: Life, reason: str, message: str, kind: str = "Warning") -> None:
+        pod = self.pods.get(*life.key)
+        if pod is not None and pod["metadata"]["uid"] == life.uid:
+            self.record_event(pod, reason, message, kind, component="kubelet", host=life.node.name,
+                              field_path=f"spec.containers{{{self._container_name(life)}}}")
+
+    def _image(self, life: Life) -> str | None:
+        pod = self.pods.get(*life.key)
+        if pod is None:
+            return None
+        containers = pod["spec"].get("containers") or [{}]
+        return containers[0].get("image", "")
+
+    def _container_name(self, life: Life) -> str:
+        pod = self.pods.get(*life.key)
+        containers = (pod or {}).get("spec", {}).get("containers") or [{"name": "base"}]
+        return containers[0].get("name", "base")
+
+    @staticmethod
+    def _image_id(pod: dict) -> dict[str, str]:
+        return {c["name"]: image_id(c.get("image", "")) for c in pod["spec"].get("containers") or []}
 
     def _next_ip(self) -> str:
         self._ips += 1
         return f"10.{(self._ips >> 16) & 255}.{(self._ips >> 8) & 255}.{self._ips & 255}"
+
+
+def restarts_after(policy: str, code: int) -> bool:
+    """Does the kubelet restart a container that exited with ``code`` under this policy?"""
+    return policy == "Always" or (policy == "OnFailure" and code != 0)
+
+
+def exit_of(outcome: Outcome) -> tuple[int, str]:
+    if outcome.oom:
+        return EXIT_SIGKILL, "OOMKilled"
+    if outcome.exit_code == 0:
+        return 0, "Completed"
+    return outcome.exit_code, "Error"
+
+
+def _go_duration(seconds: float) -> str:
+    """Go's time.Duration formatting for whole seconds: 10s, 1m20s, 5m0s."""
+    seconds = int(seconds)
+    return f"{seconds // 60}m{seconds % 60}s" if seconds >= 60 else f"{seconds}s"
+
+
+def image_id(image: str) -> str:
+    digest = hashlib.sha256(image.encode()).hexdigest()
+    name = image.split("@")[0].rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
+    if "/" not in name:
+        name = f"docker.io/library/{name}"
+    elif "." not in name.split("/")[0] and ":" not in name.split("/")[0]:
+        name = f"docker.io/{name}"
+    return f"{name}@sha256:{digest}"
 
 
 # -- status shapes (core/v1 PodStatus as the kubelet writes it) -----------------------------------
@@ -135,50 +401,123 @@ def _status(pod: dict, **changes) -> dict:
     return {**pod, "status": {**pod.get("status", {}), **changes}}
 
 
-def _container_statuses(pod: dict, state: dict, ready: bool = False, restarts: int = 0) -> list[dict]:
-    return [{"name": c["name"], "image": c.get("image", ""), "imageID": "", "ready": ready,
-             "restartCount": restarts, "started": "running" in state, "state": state}
-            for c in pod["spec"]["containers"]]
+def _container_id(uid: str) -> str:
+    return "containerd://" + hashlib.sha256(uid.encode()).hexdigest()
 
 
-def waiting(pod: dict, reason: str, message: str) -> dict:
+def _container_statuses(pod: dict, state: dict, ready: bool = False, restarts: int = 0,
+                        last_state: dict | None = None, image_ids: dict | None = None) -> list[dict]:
+    statuses = []
+    for c in pod["spec"]["containers"]:
+        status = {"name": c["name"], "state": state, "lastState": last_state or {}, "ready": ready,
+                  "restartCount": restarts, "image": c.get("image", ""),
+                  "imageID": (image_ids or {}).get(c["name"], ""), "started": "running" in state}
+        if "waiting" not in state or restarts:
+            status["containerID"] = _container_id(pod["metadata"]["uid"])
+        statuses.append(status)
+    return statuses
+
+
+def _conditions(pod: dict, when: str, **wanted) -> dict:
+    """Set pod conditions by type: (status, reason) pairs; lastTransitionTime moves only on a change."""
+    names = [c["name"] for c in pod["spec"]["containers"]]
+    for kind, (status, reason) in wanted.items():
+        current = next((c for c in pod.get("status", {}).get("conditions", []) if c["type"] == kind), None)
+        since = current["lastTransitionTime"] if current and current["status"] == status else when
+        condition = {"type": kind, "status": status, "lastProbeTime": None, "lastTransitionTime": since}
+        if reason:
+            condition["reason"] = reason
+            if reason == "ContainersNotReady":
+                condition["message"] = f"containers with unready status: [{' '.join(names)}]"
+        pod = with_condition(pod, condition)
+    return pod
+
+
+def _not_ready(pod: dict, when: str, sandbox: str = "True") -> dict:
+    return _conditions(pod, when, PodReadyToStartContainers=(sandbox, None), Initialized=("True", None),
+                       Ready=("False", "ContainersNotReady"), ContainersReady=("False", "ContainersNotReady"))
+
+
+def _placed(pod: dict, node: NodeState, ip: str, when: str) -> dict:
+    """What the kubelet reports as soon as it admits the pod: host, sandbox IP, start time."""
+    status = pod.get("status", {})
+    extra = {"hostIP": node.ip, "hostIPs": [{"ip": node.ip}], "startTime": status.get("startTime") or when}
+    if ip:
+        extra.update(podIP=ip, podIPs=[{"ip": ip}])
+    return _status(pod, **extra)
+
+
+def waiting(pod: dict, node: NodeState, ip: str, when: str, reason: str, message: str) -> dict:
     state = {"waiting": {"reason": reason, **({"message": message} if message else {})}}
-    return _status(pod, phase="Pending", containerStatuses=_container_statuses(pod, state))
+    pod = _placed(pod, node, ip, when)
+    pod = _status(pod, phase="Pending", containerStatuses=_container_statuses(pod, state))
+    return _not_ready(pod, when)
 
 
-def running(pod: dict, node: NodeState, ip: str, started: str) -> dict:
+def running(pod: dict, node: NodeState, ip: str, started: str, restarts: int = 0,
+            last_state: dict | None = None, image_ids: dict | None = None) -> dict:
     state = {"running": {"startedAt": started}}
-    pod = _status(pod, phase="Running", hostIP=node.ip, podIP=ip, podIPs=[{"ip": ip}],
-                  startTime=started, containerStatuses=_container_statuses(pod, state, ready=True))
-    for kind in ("Initialized", "ContainersReady", "Ready"):
-        pod = with_condition(pod, {"type": kind, "status": "True", "lastProbeTime": None,
-                                   "lastTransitionTime": started})
-    return pod
+    pod = _placed(pod, node, ip, started)
+    pod = _status(pod, phase="Running",
+                  containerStatuses=_container_statuses(pod, state, True, restarts, last_state, image_ids))
+    return _conditions(pod, started, PodReadyToStartContainers=("True", None), Initialized=("True", None),
+                       Ready=("True", None), ContainersReady=("True", None))
 
 
-def _terminated(pod: dict, phase: str, code: int, reason: str, started, ended: str, **extra) -> dict:
-    state = {"terminated": {"exitCode": code, "reason": reason, "startedAt": started or ended,
-                            "finishedAt": ended, "containerID": f"containerd://{pod['metadata']['uid']}"}}
-    pod = _status(pod, phase=phase, containerStatuses=_container_statuses(pod, state), **extra)
-    for kind in ("ContainersReady", "Ready"):
-        pod = with_condition(pod, {"type": kind, "status": "False", "lastProbeTime": None,
-                                   "lastTransitionTime": ended, "reason": "PodCompleted"})
-    return pod
+def crash_looping(pod: dict, message: str, restarts: int, last_state: dict, when: str) -> dict:
+    state = {"waiting": {"reason": "CrashLoopBackOff", "message": message}}
+    old = {s["name"]: s.get("imageID", "") for s in pod.get("status", {}).get("containerStatuses") or []}
+    pod = _status(pod, phase="Running",
+                  containerStatuses=_container_statuses(pod, state, False, restarts, last_state, old))
+    return _not_ready(pod, when)
 
 
-def finished(pod: dict, outcome: Outcome, started: str, ended: str) -> dict:
-    if outcome.oom:
-        return _terminated(pod, "Failed", EXIT_SIGKILL, "OOMKilled", started, ended)
-    if outcome.exit_code == 0:
-        return _terminated(pod, "Succeeded", 0, "Completed", started, ended)
-    return _terminated(pod, "Failed", outcome.exit_code, "Error", started, ended)
+def ready(pod: dict, is_ready: bool, when: str) -> dict:
+    """The node controller's (or a returning kubelet's) verdict on a running pod's readiness."""
+    value = "True" if is_ready else "False"
+    if is_ready:
+        return _conditions(pod, when, Ready=(value, None), ContainersReady=(value, None))
+    return _conditions(pod, when, Ready=(value, None))
 
 
-def killed(pod: dict, code: int, started, ended: str) -> dict:
+def terminated_state(uid: str, code: int, reason: str, started, ended: str, message: str | None = None) -> dict:
+    state = {"exitCode": code, "reason": reason, "startedAt": started or ended, "finishedAt": ended,
+             "containerID": _container_id(uid)}
+    if message:
+        state["message"] = message
+    return {"terminated": state}
+
+
+def _terminated(pod: dict, phase: str, code: int, why: str, started, ended: str, restarts: int = 0,
+                last_state: dict | None = None, container_message: str | None = None, **extra) -> dict:
+    state = terminated_state(pod["metadata"]["uid"], code, why, started, ended, container_message)
+    old = {s["name"]: s.get("imageID", "") for s in pod.get("status", {}).get("containerStatuses") or []}
+    pod = _status(pod, phase=phase,
+                  containerStatuses=_container_statuses(pod, state, False, restarts, last_state, old), **extra)
+    return _conditions(pod, ended, PodReadyToStartContainers=("False", None),
+                       Ready=("False", "PodCompleted"), ContainersReady=("False", "PodCompleted"))
+
+
+def finished(pod: dict, outcome: Outcome, started: str, ended: str, restarts: int = 0,
+             last_state: dict | None = None) -> dict:
+    code, reason = exit_of(outcome)
+    phase = "Succeeded" if code == 0 else "Failed"
+    return _terminated(pod, phase, code, reason, started, ended, restarts, last_state)
+
+
+def killed(pod: dict, code: int, started, ended: str, restarts: int = 0, last_state: dict | None = None) -> dict:
+    """Stopped for a deletion: the kubelet sets the terminal phase before the final delete."""
     phase = pod.get("status", {}).get("phase")
     if phase in ("Succeeded", "Failed"):
         return pod
-    return _terminated(pod, "Failed", code, "Error", started, ended)
+    if started is None and last_state:  # between two runs of a crash-looping container
+        last = last_state["terminated"]
+        return _terminated(pod, "Failed", last["exitCode"], last["reason"], last["startedAt"],
+                           last["finishedAt"], restarts, last_state)
+    if started is None:  # the container never ran (still pulling, or failing to start)
+        return _terminated(pod, "Failed", EXIT_SIGKILL, "ContainerStatusUnknown", None, ended, restarts,
+                           last_state, "The container could not be located when the pod was terminated")
+    return _terminated(pod, "Failed", code, "Error", started, ended, restarts, last_state)
 
 
 def evicted(pod: dict, message: str, started, ended: str) -> dict:

@@ -2,32 +2,50 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+import uuid
 from dataclasses import dataclass, field
 
-_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
-_FACTORS = {None: 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
-            "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+_QUANTITY = re.compile(r"^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))"
+                       r"(?:(n|u|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)|[eE]([+-]?[0-9]+))?$")
+_FACTORS = {None: 1, "n": 1e-9, "u": 1e-6, "m": 1e-3, "k": 10**3, "M": 10**6, "G": 10**9,
+            "T": 10**12, "P": 10**15, "E": 10**18, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30,
+            "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 
 
 def parse_quantity(value, unit: str = "") -> float:
-    """A Kubernetes quantity ("500m", "2", "1.5Gi") as a number (cores or bytes)."""
+    """A Kubernetes quantity ("500m", "2", "1.5Gi", "1e3") as a number (cores or bytes)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
     text = str(value).strip()
     match = _QUANTITY.match(text)
     if not match:
         raise ValueError(f"quantities must match the regular expression "
                          f"'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$' (got {text!r}{unit})")
-    number, suffix = float(match.group(1)), match.group(2)
-    return number / 1000 if suffix == "m" else number * _FACTORS[suffix]
+    number, suffix, exponent = float(match.group(1)), match.group(2), match.group(3)
+    if exponent is not None:
+        return number * 10 ** int(exponent)
+    return number * _FACTORS[suffix]
 
 
 def pod_requests(pod: dict) -> tuple[float, float]:
-    """(cpu cores, memory bytes) requested by a pod's containers."""
-    cpu = memory = 0.0
-    for container in pod["spec"].get("containers") or []:
-        requests = (container.get("resources") or {}).get("requests") or {}
-        cpu += parse_quantity(requests.get("cpu", 0))
-        memory += parse_quantity(requests.get("memory", 0))
+    """(cpu cores, memory bytes) requested by a pod's containers.
+
+    As kube-scheduler computes it: the sum over containers, or the largest init container if
+    that is more; a container with limits but no requests requests its limits.
+    """
+    def of(container: dict) -> tuple[float, float]:
+        resources = container.get("resources") or {}
+        requests = {**(resources.get("limits") or {}), **(resources.get("requests") or {})}
+        return parse_quantity(requests.get("cpu", 0)), parse_quantity(requests.get("memory", 0))
+
+    spec = pod["spec"]
+    sums = [of(c) for c in spec.get("containers") or []]
+    cpu, memory = sum(c for c, _ in sums), sum(m for _, m in sums)
+    for init in spec.get("initContainers") or []:
+        init_cpu, init_memory = of(init)
+        cpu, memory = max(cpu, init_cpu), max(memory, init_memory)
     return cpu, memory
 
 
@@ -43,27 +61,36 @@ class NodeState:
     used_cpu: float = 0.0
     used_memory: float = 0.0
     pods: set = field(default_factory=set)
-    ready: bool = True          # False once the node is lost (kubelet gone)
+    ready: bool = True           # False once the node is lost (its kubelet stops reporting)
+    unreachable: bool = False    # the node controller has tainted it node.kubernetes.io/unreachable
     unschedulable: bool = False  # cordoned
     ip: str = "10.0.0.1"
+    generation: int = 0          # bumped on every loss and return, so stale timers do nothing
 
-    def misfit(self, cpu: float, memory: float, selector: dict) -> str | None:
-        """Why a pod with these requests cannot land here (kube-scheduler's wording), or None."""
-        if not self.ready:
-            return "node(s) had untolerated taint {node.kubernetes.io/unreachable: }"
+    def misfit(self, cpu: float, memory: float, selector: dict) -> tuple[str, ...]:
+        """Why a pod with these requests cannot land here, in kube-scheduler's words ("" tuple: it fits).
+
+        Filters run in kube-scheduler's default order and stop at the first that fails, except
+        NodeResourcesFit, which reports every resource that is short.
+        """
         if self.unschedulable:
-            return "node(s) were unschedulable"
+            return ("node(s) were unschedulable",)
+        if self.unreachable:
+            return ("node(s) had untolerated taint {node.kubernetes.io/unreachable: }",)
         if any(self.labels.get(k) != v for k, v in selector.items()):
-            return "node(s) didn't match Pod's node affinity/selector"
-        if len(self.pods) >= self.max_pods:
-            return "Too many pods"
+            return ("node(s) didn't match Pod's node affinity/selector",)
+        short = []
+        if len(self.pods) + 1 > self.max_pods:
+            short.append("Too many pods")
         if self.used_cpu + cpu > self.cpu + 1e-9:
-            return "Insufficient cpu"
+            short.append("Insufficient cpu")
         if self.used_memory + memory > self.memory + 0.5:
-            return "Insufficient memory"
-        return None
+            short.append("Insufficient memory")
+        return tuple(short)
 
     def take(self, key, cpu: float, memory: float) -> None:
+        if key in self.pods:
+            return
         self.pods.add(key)
         self.used_cpu += cpu
         self.used_memory += memory
@@ -75,20 +102,34 @@ class NodeState:
             self.used_memory -= memory
 
 
+def _stable_id(name: str, salt: str) -> str:
+    return hashlib.sha256(f"{salt}:{name}".encode()).hexdigest()[:32]
+
+
+def node_info(name: str) -> dict:
+    """NodeSystemInfo: every field is required by the client's models (37.x validates them)."""
+    machine = _stable_id(name, "machine")
+    return {"architecture": "amd64", "bootID": str(uuid.UUID(_stable_id(name, "boot"))),
+            "containerRuntimeVersion": "containerd://1.7.22", "kernelVersion": "6.1.0-kubesim",
+            "kubeProxyVersion": "v1.31.0", "kubeletVersion": "v1.31.0-kubesim", "machineID": machine,
+            "operatingSystem": "linux", "osImage": "kubesim virtual node",
+            "systemUUID": str(uuid.UUID(machine))}
+
+
 def node_object(state: NodeState, created: str) -> dict:
     capacity = {"cpu": f"{state.cpu:g}", "memory": f"{int(state.memory // 2**10)}Ki",
                 "pods": str(state.max_pods)}
     return {
         "kind": "Node", "apiVersion": "v1",
-        "metadata": {"name": state.name, "labels": state.labels, "creationTimestamp": created},
+        "metadata": {"name": state.name, "uid": str(uuid.UUID(_stable_id(state.name, "uid"))),
+                     "labels": state.labels, "creationTimestamp": created},
         "spec": {},
         "status": {
             "capacity": capacity, "allocatable": capacity,
             "conditions": [ready_condition(True, created)],
             "addresses": [{"type": "InternalIP", "address": state.ip},
                           {"type": "Hostname", "address": state.name}],
-            "nodeInfo": {"kubeletVersion": "v1.31.0-kubesim", "operatingSystem": "linux",
-                         "architecture": "amd64"},
+            "nodeInfo": node_info(state.name),
         },
     }
 

@@ -29,7 +29,11 @@ class SimQueue:
         self._name = name
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        """Add an item (never blocks: the queue is unbounded) and wake the longest waiter."""
         self._items.append(item)
+        self._wake_one()
+
+    def _wake_one(self) -> None:
         while self._getters:
             getter = self._getters.popleft()
             if not getter.triggered:
@@ -39,6 +43,9 @@ class SimQueue:
     put_nowait = put
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        """Take the oldest item; block (in virtual time) up to ``timeout`` for one, else Empty."""
+        if timeout is not None and timeout < 0:
+            raise ValueError("'timeout' must be a non-negative number")
         if not self._items and block:
             self._wait_for_item(timeout)
         if not self._items:
@@ -49,12 +56,25 @@ class SimQueue:
         return self.get(block=False)
 
     def _wait_for_item(self, timeout: float | None) -> None:
-        getter = self._kernel.env.event()
-        self._getters.append(getter)
-        if not self._kernel.wait(getter, timeout, f"{self._name}.get()"):
-            self._getters.remove(getter)
-        elif not self._items:  # another getter took it first; pass the wake-up on
-            self._wait_for_item(timeout)
+        kernel = self._kernel
+        deadline = None if timeout is None else kernel.env.now + timeout
+        while not self._items:
+            left = None if deadline is None else max(0.0, deadline - kernel.env.now)
+            getter = kernel.env.event()
+            self._getters.append(getter)
+            try:
+                woken = kernel.wait(getter, left, f"{self._name}.get()")
+            except BaseException:  # killed: a wake-up meant for us goes to the next in line
+                if getter.triggered and self._items:
+                    self._wake_one()
+                raise
+            finally:
+                if getter in self._getters:  # timed out or killed: stop holding a place in line
+                    self._getters.remove(getter)
+            if not woken:
+                return
+            # woken by put(), but another process may have taken the item first: wait again
+            # for what is left of the timeout (the loop re-checks)
 
     def empty(self) -> bool:
         return not self._items
@@ -85,6 +105,7 @@ class SimEvent:
         return self._event.triggered
 
     def wait(self, timeout: float | None = None) -> bool:
+        """Block until set (True) or ``timeout`` virtual seconds pass (False)."""
         return self.is_set() or self._kernel.wait(self._event, timeout, "Event.wait()")
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .validation import go_quote
+
 
 class ApiError(Exception):
     """An HTTP error answer: a status code, a Status body (or plain text) and headers."""
@@ -41,17 +43,26 @@ class ApiError(Exception):
         return "text/plain; charset=utf-8" if self.plain_text else "application/json"
 
 
-def _details(name: str | None, kind: str, **extra) -> dict:
+def _details(name: str | None, kind: str, group: str = "", **extra) -> dict:
+    """metav1.StatusDetails in its JSON field order: name, group, kind, then causes and the rest."""
     details: dict[str, Any] = {}
     if name:
         details["name"] = name
-    details["kind"] = kind
+    if group:
+        details["group"] = group
+    if kind:
+        details["kind"] = kind
     details.update(extra)
     return details
 
 
+def unknown(code: int, message: str) -> ApiError:
+    """An error that is no Status of its own (a plain Go error): reason is empty and left out."""
+    return ApiError(code, "", message)
+
+
 def not_found(resource: str, name: str) -> ApiError:
-    return ApiError(404, "NotFound", f'{resource} "{name}" not found', _details(name, resource))
+    return ApiError(404, "NotFound", f"{resource} {go_quote(name)} not found", _details(name, resource))
 
 
 def unknown_resource() -> ApiError:
@@ -64,11 +75,12 @@ def method_not_allowed(method: str) -> ApiError:
 
 
 def already_exists(resource: str, name: str) -> ApiError:
-    return ApiError(409, "AlreadyExists", f'{resource} "{name}" already exists', _details(name, resource))
+    return ApiError(409, "AlreadyExists", f"{resource} {go_quote(name)} already exists",
+                    _details(name, resource))
 
 
 def conflict(resource: str, name: str, why: str) -> ApiError:
-    return ApiError(409, "Conflict", f'Operation cannot be fulfilled on {resource} "{name}": {why}',
+    return ApiError(409, "Conflict", f"Operation cannot be fulfilled on {resource} {go_quote(name)}: {why}",
                     _details(name, resource))
 
 
@@ -76,11 +88,37 @@ STALE_OBJECT = ("the object has been modified; please apply your changes to the 
                 "and try again")
 
 
-def invalid(kind: str, name: str, causes: list[dict]) -> ApiError:
-    reasons = [f'{c["field"]}: {c["message"]}' for c in causes]
+def invalid(kind: str, name: str, causes: list[dict], group: str = "") -> ApiError:
+    """422 as errors.NewInvalid writes it: ``<Kind>[.<group>] "<name>" is invalid: <errors>``.
+
+    The summary is Go's aggregate (distinct ``field: message`` texts, bracketed when several);
+    the causes keep every entry, each in StatusCause's field order (reason, message, field).
+    """
+    causes = [{"reason": c["reason"], "message": c["message"], "field": c["field"]} for c in causes]
+    reasons = list(dict.fromkeys(f'{c["field"]}: {c["message"]}' for c in causes))
     summary = reasons[0] if len(reasons) == 1 else "[" + ", ".join(reasons) + "]"
-    return ApiError(422, "Invalid", f'{kind} "{name}" is invalid: {summary}',
-                    _details(name, kind, causes=causes))
+    qualified = f"{kind}.{group}" if group else kind
+    return ApiError(422, "Invalid", f"{qualified} {go_quote(name)} is invalid: {summary}",
+                    _details(name, kind, group, causes=causes))
+
+
+def forbidden_cause(field: str, detail: str) -> dict:
+    """A field.Forbidden error as a Status cause."""
+    return {"reason": "FieldValueForbidden", "message": f"Forbidden: {detail}", "field": field}
+
+
+def not_supported_cause(field: str, value: str, supported: list[str]) -> dict:
+    """A field.NotSupported error as a Status cause."""
+    choices = ", ".join(json.dumps(choice) for choice in supported)
+    return {"reason": "FieldValueNotSupported",
+            "message": f"Unsupported value: {go_quote(value)}: supported values: {choices}",
+            "field": field}
+
+
+def invalid_cause(field: str, value: str, detail: str) -> dict:
+    """A field.Invalid error (with a string value) as a Status cause."""
+    return {"reason": "FieldValueInvalid", "message": f"Invalid value: {go_quote(value)}: {detail}",
+            "field": field}
 
 
 def bad_request(message: str) -> ApiError:

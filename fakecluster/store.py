@@ -19,14 +19,37 @@ Key = tuple[str, str]  # (namespace, name); namespace is "" for cluster-scoped r
 
 
 class Revision:
-    """The one monotonic resourceVersion counter (etcd's revision)."""
+    """The one monotonic resourceVersion counter (etcd's revision).
+
+    It also orders the in-process listeners of every store sharing it: a listener that writes
+    (the scheduler binding a pod it was just told about) must not have its change reach the
+    other listeners before the change that caused it, or the trace would go back in time.
+    Listeners run synchronously inside the write and must not block in virtual time.
+    """
 
     def __init__(self):
         self.value = 0
+        self._pending: deque[tuple[list, "Change"]] = deque()
+        self._dispatching = False
 
     def next(self) -> int:
         self.value += 1
         return self.value
+
+    def notify(self, listeners: list, change: "Change") -> None:
+        """Call ``listeners`` with ``change`` after those of every earlier change, in RV order."""
+        self._pending.append((listeners, change))
+        if self._dispatching:
+            return  # a listener wrote: the outer loop delivers this once the current one is done
+        self._dispatching = True
+        try:
+            while self._pending:
+                targets, pending = self._pending.popleft()
+                for listener in list(targets):
+                    listener(pending)
+        finally:
+            self._dispatching = False
+            self._pending.clear()
 
 
 @dataclass(slots=True)
@@ -191,8 +214,8 @@ class ResourceStore:
             self.floor = self.history.popleft().rv
         for watcher in self.watchers.interested(change):
             watcher.offer(change)
-        for listener in self.listeners:
-            listener(change)
+        if self.listeners:
+            self.revision.notify(self.listeners, change)
 
 
 class WatcherIndex:

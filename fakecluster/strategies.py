@@ -6,6 +6,9 @@ friends) at the depth a pod-launching client can observe.
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass, field
+
 from . import validation
 from .selectors import FieldSelector, SelectorError, parse_field_selector
 
@@ -18,8 +21,17 @@ MUTABLE_POD_SPEC = ("activeDeadlineSeconds", "tolerations", "terminationGracePer
 class Strategy:
     """Cluster-scoped or namespaced objects with no extra rules (namespaces, nodes, events)."""
 
+    # A PUT without metadata.resourceVersion overwrites whatever is stored (true for every core
+    # resource served here; a strategy without it answers 422 "must be specified for an update").
+    allow_unconditional_update = True
+
     def __init__(self, resource: str, kind: str, namespaced: bool):
         self.resource, self.kind, self.namespaced = resource, kind, namespaced
+        self.schema = Struct(f"v1.{kind}", {"apiVersion": STRING, "kind": STRING, "metadata": OBJECT_META})
+
+    def decode(self, obj: dict) -> dict:
+        """``obj`` as the typed object would hold it, or DecodeError with Go's decoder message."""
+        return self.schema.decode(obj, "", "")
 
     def prepare_create(self, obj: dict) -> dict:
         return obj
@@ -28,10 +40,10 @@ class Strategy:
         meta = obj["metadata"]
         causes = validation.validate_labels(meta.get("labels") or {})
         causes += validation.validate_annotations(meta.get("annotations") or {})
-        return [c.to_dict() for c in causes]
+        return [c.to_dict() for c in causes] + owner_reference_causes(meta.get("ownerReferences") or [])
 
-    def validate_name(self, name: str) -> list[dict]:
-        return [c.to_dict() for c in validation.validate_pod_name(name)]
+    def validate_name(self, name: str, generate_name: str | None = None) -> list[dict]:
+        return [c.to_dict() for c in validation.validate_pod_name(name, generate_name)]
 
     def validate_update(self, new: dict, old: dict) -> list[dict]:
         return self.validate(new)
@@ -47,7 +59,7 @@ class Strategy:
 
 
 class NamespaceStrategy(Strategy):
-    def validate_name(self, name: str) -> list[dict]:
+    def validate_name(self, name: str, generate_name: str | None = None) -> list[dict]:
         return [c.to_dict() for c in validation.validate_namespace_name(name, "metadata.name")]
 
     def prepare_create(self, obj: dict) -> dict:
@@ -57,6 +69,7 @@ class NamespaceStrategy(Strategy):
 class PodStrategy(Strategy):
     def __init__(self):
         super().__init__("pods", "Pod", True)
+        self.schema = POD
 
     def field_selector(self, text: str | None) -> FieldSelector:
         return parse_field_selector(text)
@@ -67,7 +80,7 @@ class PodStrategy(Strategy):
         spec.setdefault("terminationGracePeriodSeconds", 30)
         spec.setdefault("dnsPolicy", "ClusterFirst")
         spec.setdefault("schedulerName", "default-scheduler")
-        spec.setdefault("serviceAccountName", "default")
+        spec.setdefault("serviceAccountName", spec.get("serviceAccount") or "default")
         spec.setdefault("securityContext", {})
         spec.setdefault("enableServiceLinks", True)
         spec.setdefault("priority", 0)
@@ -89,7 +102,7 @@ class PodStrategy(Strategy):
 
     def validate_update(self, new: dict, old: dict) -> list[dict]:
         causes = self.validate(new)
-        if strip_mutable(new["spec"]) != strip_mutable(old["spec"]):
+        if strip_mutable(new.get("spec") or {}) != strip_mutable(old.get("spec") or {}):
             causes.append({"reason": "FieldValueForbidden", "field": "spec",
                            "message": "Forbidden: pod updates may not change fields other than "
                                       "`spec.containers[*].image`,`spec.initContainers[*].image`,"
@@ -165,6 +178,23 @@ def container_causes(container: dict, field: str, seen: set) -> list[dict]:
         causes += [c.to_dict() for c in validation.validate_namespace_name(name, f"{field}.name")]
     if not container.get("image"):
         causes.append({"reason": "FieldValueRequired", "message": "Required value", "field": f"{field}.image"})
+    for i, env in enumerate(container.get("env") or []):
+        if not env.get("name"):
+            causes.append({"reason": "FieldValueRequired", "message": "Required value",
+                           "field": f"{field}.env[{i}].name"})
+    return causes
+
+
+def owner_reference_causes(references: list) -> list[dict]:
+    """ValidateOwnerReferences: each names its owner fully (apiVersion with a version, kind, name, uid)."""
+    causes = []
+    for i, ref in enumerate(references):
+        for key, detail in (("apiVersion", "version must not be empty"), ("kind", "must not be empty"),
+                            ("name", "must not be empty"), ("uid", "must not be empty")):
+            value = ref.get(key) or ""
+            if not (value.rsplit("/", 1)[-1] if key == "apiVersion" else value):
+                causes.append({"reason": "FieldValueInvalid", "field": f"metadata.ownerReferences[{i}].{key}",
+                               "message": f"Invalid value: {validation.go_quote(value)}: {detail}"})
     return causes
 
 
@@ -182,4 +212,184 @@ def merge_meta_for_status(new: dict, old: dict) -> dict:
                                                                       old["metadata"]["resourceVersion"])}
 
 
-__all__ = ["Strategy", "PodStrategy", "NamespaceStrategy", "SelectorError", "TERMINAL_PHASES"]
+# -- decoding: the Go types a JSON body must fit ----------------------------------------------
+#
+# kube-apiserver decodes a body into typed Go structs before anything else looks at it, so a
+# field of the wrong JSON type is a 400 with encoding/json's message, e.g. "json: cannot unmarshal
+# number into Go struct field ObjectMeta.metadata.name of type string" (the innermost struct, the
+# JSON path without indices, the Go type). A null is every type's zero value. Only the fields a
+# pod-launching client touches are typed here; anything else passes through untouched.
+
+class DecodeError(ValueError):
+    """A body that does not fit the typed object; ``str()`` is Go's decoder message."""
+
+
+def json_type(value) -> str:
+    """The JSON type name Go's decoder prints for ``value``."""
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    return "string"
+
+
+def _mismatch(value, struct: str, path: str, go_type: str) -> DecodeError:
+    shown = json_type(value)
+    if shown == "number" and go_type in _INT_RANGES:
+        shown = f"number {value!r}"  # Go names the literal it could not fit into the integer
+    where = f"Go struct field {struct}.{path}" if path else "Go value"
+    return DecodeError(f"json: cannot unmarshal {shown} into {where} of type {go_type}")
+
+
+_INT_RANGES = {"int64": (-2**63, 2**63 - 1), "int32": (-2**31, 2**31 - 1)}
+
+
+@dataclass(frozen=True)
+class Scalar:
+    name: str            # the Go type as printed: "string", "int64", "v1.RestartPolicy", ...
+    json: str = "string"  # the one JSON type it takes
+    zero: object = ""
+
+    def decode(self, value, struct: str, path: str):
+        if value is None:
+            return self.zero
+        if json_type(value) != self.json:
+            raise _mismatch(value, struct, path, self.name)
+        bounds = _INT_RANGES.get(self.name)
+        if bounds and (isinstance(value, float) or not bounds[0] <= value <= bounds[1]):
+            raise _mismatch(value, struct, path, self.name)
+        return value
+
+
+@dataclass(frozen=True)
+class ListOf:
+    item: object
+
+    @property
+    def name(self) -> str:
+        return "[]" + self.item.name
+
+    def decode(self, value, struct: str, path: str):
+        if value is None:
+            return None
+        if not isinstance(value, list):
+            raise _mismatch(value, struct, path, self.name)
+        return [self.item.decode(item, struct, path) for item in value]
+
+
+@dataclass(frozen=True)
+class MapOf:
+    value: object
+    name: str = "map[string]string"
+
+    def decode(self, value, struct: str, path: str):
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise _mismatch(value, struct, path, self.name)
+        return {key: self.value.decode(item, struct, path) for key, item in value.items()}
+
+
+@dataclass(frozen=True)
+class Struct:
+    name: str                                   # "v1.ObjectMeta"
+    fields: dict = field(default_factory=dict)  # JSON name -> type; other fields pass through
+
+    def decode(self, value, struct: str, path: str):
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise _mismatch(value, struct, path, self.name)
+        inner = self.name.rsplit(".", 1)[-1]
+        decoded = {}
+        for key, item in value.items():
+            kind = self.fields.get(key)
+            if kind is None:
+                if item is not None:
+                    decoded[key] = item
+                continue
+            if item is None:
+                continue  # a null field is the zero value, which the server leaves out
+            decoded[key] = kind.decode(item, inner, f"{path}.{key}" if path else key)
+        return decoded
+
+
+# resource.Quantity (k8s.io/apimachinery/pkg/api/resource): a string or a bare JSON number.
+QUANTITY_ERROR = ("quantities must match the regular expression "
+                  "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")
+_QUANTITY = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])?")
+
+
+class QuantityType:
+    name = "resource.Quantity"
+
+    def decode(self, value, struct: str, path: str):
+        if value is None:
+            return "0"
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise DecodeError(QUANTITY_ERROR)
+        if not _QUANTITY.fullmatch(str(value)):
+            raise DecodeError(QUANTITY_ERROR)
+        return value
+
+
+STRING, BOOL = Scalar("string"), Scalar("bool", "bool", False)
+INT64, INT32 = Scalar("int64", "number", 0), Scalar("int32", "number", 0)
+STRINGS, STRING_MAP = ListOf(STRING), MapOf(STRING)
+RESOURCES = MapOf(QuantityType(), "v1.ResourceList")
+
+OBJECT_META = Struct("v1.ObjectMeta", {
+    "name": STRING, "generateName": STRING, "namespace": STRING, "uid": Scalar("types.UID"),
+    "resourceVersion": STRING, "generation": INT64, "deletionGracePeriodSeconds": INT64,
+    "labels": STRING_MAP, "annotations": STRING_MAP, "finalizers": STRINGS,
+    "ownerReferences": ListOf(Struct("v1.OwnerReference", {
+        "apiVersion": STRING, "kind": STRING, "name": STRING, "uid": Scalar("types.UID"),
+        "controller": BOOL, "blockOwnerDeletion": BOOL})),
+})
+
+CONTAINER = Struct("v1.Container", {
+    "name": STRING, "image": STRING, "command": STRINGS, "args": STRINGS, "workingDir": STRING,
+    "imagePullPolicy": Scalar("v1.PullPolicy"),
+    "env": ListOf(Struct("v1.EnvVar", {"name": STRING, "value": STRING})),
+    "resources": Struct("v1.ResourceRequirements", {"limits": RESOURCES, "requests": RESOURCES}),
+})
+
+POD_SPEC = Struct("v1.PodSpec", {
+    "containers": ListOf(CONTAINER), "initContainers": ListOf(CONTAINER),
+    "restartPolicy": Scalar("v1.RestartPolicy"), "dnsPolicy": Scalar("v1.DNSPolicy"),
+    "nodeName": STRING, "nodeSelector": STRING_MAP, "serviceAccountName": STRING,
+    "serviceAccount": STRING, "schedulerName": STRING, "priorityClassName": STRING,
+    "hostNetwork": BOOL, "enableServiceLinks": BOOL, "priority": INT32,
+    "terminationGracePeriodSeconds": INT64, "activeDeadlineSeconds": INT64,
+    "tolerations": ListOf(Struct("v1.Toleration", {
+        "key": STRING, "operator": Scalar("v1.TolerationOperator"), "value": STRING,
+        "effect": Scalar("v1.TaintEffect"), "tolerationSeconds": INT64})),
+})
+
+POD_STATUS = Struct("v1.PodStatus", {
+    "phase": Scalar("v1.PodPhase"), "reason": STRING, "message": STRING, "hostIP": STRING,
+    "podIP": STRING, "nominatedNodeName": STRING, "qosClass": Scalar("v1.PodQOSClass"),
+    "conditions": ListOf(Struct("v1.PodCondition", {
+        "type": Scalar("v1.PodConditionType"), "status": Scalar("v1.ConditionStatus"),
+        "reason": STRING, "message": STRING})),
+    "containerStatuses": ListOf(Struct("v1.ContainerStatus", {
+        "name": STRING, "ready": BOOL, "restartCount": INT32, "image": STRING,
+        "imageID": STRING, "containerID": STRING, "started": BOOL})),
+})
+
+POD = Struct("v1.Pod", {"apiVersion": STRING, "kind": STRING, "metadata": OBJECT_META,
+                        "spec": POD_SPEC, "status": POD_STATUS})
+
+DELETE_OPTIONS = Struct("v1.DeleteOptions", {
+    "apiVersion": STRING, "kind": STRING, "gracePeriodSeconds": INT64, "orphanDependents": BOOL,
+    "propagationPolicy": Scalar("v1.DeletionPropagation"), "dryRun": STRINGS,
+    "preconditions": Struct("v1.Preconditions", {"uid": Scalar("types.UID"), "resourceVersion": STRING}),
+})
+
+
+__all__ = ["Strategy", "PodStrategy", "NamespaceStrategy", "SelectorError", "TERMINAL_PHASES",
+           "DecodeError", "DELETE_OPTIONS"]

@@ -65,9 +65,17 @@ class FakePoolManager(urllib3.PoolManager):
 
 
 def _read_timeout(timeout) -> float | None:
+    """The client's read timeout in (virtual) seconds, or None for none.
+
+    ``Timeout.read_timeout`` cannot be used: with ``total`` set (the client's scalar
+    ``_request_timeout=5`` becomes ``Timeout(total=5)``) it needs a started connect timer and
+    would subtract wall-clock time. A connection here takes no time, so the read timeout is
+    the smaller of ``read`` and ``total``.
+    """
     if isinstance(timeout, Timeout):
-        value = timeout.read_timeout
-        return None if value is None or value is Timeout.DEFAULT_TIMEOUT else float(value)
+        parts = (getattr(timeout, "_read", None), timeout.total)
+        values = [float(v) for v in parts if v is not None and v is not Timeout.DEFAULT_TIMEOUT]
+        return min(values) if values else None
     if isinstance(timeout, (int, float)):
         return float(timeout)
     return None

@@ -2,6 +2,7 @@ import copy
 import json
 
 import jsonpatch
+import jsonpointer
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -273,5 +274,14 @@ def test_merge_patch_matches_reference(target, patch):
 @settings(max_examples=300)
 @given(json_objects, json_objects)
 def test_json_patch_from_make_patch_reaches_target(source, goal):
+    # jsonpatch.make_patch itself emits unappliable patches for some list shapes (e.g.
+    # {'': [None, []]} -> {'': [[], [False, None]]}), so the reference is jsonpatch's own apply:
+    # where it reaches the goal we must too, and where it fails we must answer a PatchError.
     operations = jsonpatch.make_patch(source, goal).patch
-    assert apply_patch(source, json.dumps(operations), JSON) == goal
+    try:
+        expected = jsonpatch.apply_patch(copy.deepcopy(source), operations)
+    except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException, TypeError):
+        with pytest.raises(PatchError):
+            apply_patch(source, json.dumps(operations), JSON)
+        return
+    assert apply_patch(source, json.dumps(operations), JSON) == expected

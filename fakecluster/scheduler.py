@@ -8,11 +8,20 @@ waits until capacity frees up.
 Scheduling is asynchronous, as in Kubernetes: a new pod, freed capacity or a new node queues a
 scheduling attempt at the current virtual time (plus ``delay`` for new pods) instead of writing
 to the store from inside another write's notification.
+
+Waiting pods are kept in FIFO queues by *shape* (cpu, memory, node selector): pods of one shape
+fit the same nodes, so when room frees on a node only the oldest pod of each shape needs a look,
+and a new pod that joins a non-empty queue cannot fit anywhere either. A release costs
+O(shapes), not O(waiting pods), which keeps 100,000-pod backlogs cheap. The earliest-waiting pod
+that fits gets the room (kube-scheduler orders its queue by priority, then arrival; every pod
+here has the same priority).
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import itertools
+from collections import Counter, deque
+from dataclasses import dataclass
 from typing import Callable
 
 import simpy
@@ -33,6 +42,16 @@ RESOLVABLE = ("Too many pods", "Insufficient cpu", "Insufficient memory")
 SELECTOR_MISMATCH = "node(s) didn't match Pod's node affinity/selector"
 
 
+@dataclass(eq=False)
+class Waiting:
+    """A pod that fits nowhere yet."""
+
+    key: tuple
+    uid: str
+    seq: int
+    shape: tuple   # (cpu, memory, sorted node-selector items)
+
+
 class Scheduler:
     def __init__(self, env: simpy.Environment, pods: ResourceStore, nodes: dict[str, NodeState],
                  outcome_of: Callable[[dict], Outcome], on_bound: Callable[[dict, NodeState], None],
@@ -44,16 +63,25 @@ class Scheduler:
         self.on_error = on_error or (lambda message: None)
         self.record_event = record_event or (lambda *args, **kwargs: None)
         self.delay = delay
-        self.waiting: dict = {}   # key -> True, insertion-ordered: pods that fit nowhere yet
+        self.waiting: dict[tuple, Waiting] = {}        # key -> entry, in arrival order
+        self.stuck: dict[tuple, str] = {}              # key -> uid: pods no node will ever take
+        self._queues: dict[tuple, deque[Waiting]] = {}  # shape -> its waiting pods, oldest first
+        self._messages: dict[tuple, str] = {}           # shape -> the last "0/N nodes" message
+        self._seq = itertools.count()
         self._order: list[str] = sorted(nodes)
         self._cursor = 0
+        self._freed: set[str] | None = set()            # nodes with new room (None: all of them)
         self._retry_pending = False
         self.placed: dict = {}  # key -> (node, cpu, memory) of bound pods
 
+    # -- what the cluster tells the scheduler --------------------------------------------------
+
     def nodes_changed(self) -> None:
+        """A node came or went (or came back): every waiting pod gets another look."""
         self._order = sorted(self.nodes)
         self._cursor = 0
-        self.retry()
+        self._freed = None
+        self._schedule_retry()
 
     def submit(self, pod: dict) -> None:
         """A new pod without a node: try to bind it after the scheduling delay."""
@@ -75,50 +103,141 @@ class Scheduler:
             return
         node, cpu, memory = placed
         node.release(key, cpu, memory)
-        if self.waiting:
-            self.retry()
+        if self._freed is not None:
+            self._freed.add(node.name)
+        self._schedule_retry()
 
     def retry(self) -> None:
-        """Queue one pass over the waiting pods (coalesced: many frees cost one pass)."""
-        if self.waiting and not self._retry_pending:
+        """Give every waiting pod another look (a node was restored or uncordoned)."""
+        self._freed = None
+        self._schedule_retry()
+
+    def forget(self, key) -> None:
+        """The pod is gone from the API server."""
+        self.waiting.pop(key, None)  # its queue entry is dropped when it reaches the head
+        self.stuck.pop(key, None)
+
+    # -- attempts ------------------------------------------------------------------------------
+
+    def _schedule_retry(self) -> None:
+        if (self.waiting or self.stuck) and not self._retry_pending:
             self._retry_pending = True
             model_timer(self.env, 0).callbacks.append(self._retry_now)
 
-    def _retry_now(self, _=None) -> None:
-        self._retry_pending = False
-        for key in list(self.waiting):
-            if not self.waiting:
-                break
-            self._attempt(key)
-
-    def _attempt(self, key, uid: str | None = None) -> None:
-        pod = self.pods.get(*key)
-        if pod is not None and uid is not None and pod["metadata"]["uid"] != uid:
-            return  # deleted and created again under the same name: the new pod has its own turn
-        if pod is None or pod["spec"].get("nodeName") or pod["metadata"].get("deletionTimestamp"):
-            self.waiting.pop(key, None)
+    def _attempt(self, key, uid: str) -> None:
+        """A new pod's first scheduling attempt."""
+        pod = self._live(key, uid)
+        if pod is None or key in self.waiting:
             return
         try:
             cpu, memory = pod_requests(pod)
         except ValueError as exc:  # the API server should have refused it; never crash the world
             self.on_error(f"pod {key[0]}/{key[1]}: {exc}")
-            self._unschedulable(key, pod, Counter(), message=f"0/{len(self.nodes)} nodes are "
-                                f"available: invalid resource requests: {exc}.")
+            self.stuck[key] = uid
+            self._unschedulable(key, pod, f"0/{len(self.nodes)} nodes are available: invalid resource "
+                                          f"requests: {exc}.")
             return
         if self.outcome_of(pod).unschedulable:
-            self._unschedulable(key, pod, Counter({(SELECTOR_MISMATCH,): len(self.nodes)}))
+            self.stuck[key] = uid
+            self._unschedulable(key, pod, self._stuck_message())
             return
-        node, misfits = self._find_node(cpu, memory, pod["spec"].get("nodeSelector") or {})
+        selector = pod["spec"].get("nodeSelector") or {}
+        shape = (cpu, memory, tuple(sorted(selector.items())))
+        queue = self._queues.get(shape)
+        if queue and self._head(queue) is not None:
+            # older pods of this shape fit nowhere, so neither does this one
+            self._enqueue(key, uid, shape)
+            self._unschedulable(key, pod, self._messages[shape])
+            return
+        node, misfits = self._find_node(cpu, memory, selector)
         if node is None:
-            self._unschedulable(key, pod, misfits)
+            self._messages[shape] = unschedulable_message(len(self.nodes), misfits)
+            self._enqueue(key, uid, shape)
+            self._unschedulable(key, pod, self._messages[shape])
             return
-        self.waiting.pop(key, None)
+        self._bind(key, pod, node, cpu, memory)
+
+    def _retry_now(self, _=None) -> None:
+        """Fill the freed room with the earliest-waiting pods that fit it."""
+        self._retry_pending = False
+        every_node = self._freed is None
+        candidates = [self.nodes[n] for n in (self._order if every_node else sorted(self._freed))
+                      if n in self.nodes]
+        self._freed = set()
+        while candidates:
+            best = None
+            for shape, queue in list(self._queues.items()):
+                head = self._head(queue)
+                if head is None:
+                    del self._queues[shape]
+                    continue
+                if best is not None and head.seq > best[0].seq:
+                    continue
+                cpu, memory, selector = shape
+                node = next((n for n in candidates if not n.misfit(cpu, memory, dict(selector))), None)
+                if node is not None:
+                    best = (head, node)
+            if best is None:
+                break
+            head, node = best
+            self._queues[head.shape].popleft()
+            del self.waiting[head.key]
+            cpu, memory, _ = head.shape
+            self._bind(head.key, self.pods.get(*head.key), node, cpu, memory)
+        if every_node:
+            self._refresh_messages()
+
+    def _refresh_messages(self) -> None:
+        """The set of nodes changed: say so in the PodScheduled message of each waiting pod."""
+        for shape, queue in self._queues.items():
+            cpu, memory, selector = shape
+            _, misfits = self._find_node(cpu, memory, dict(selector), move_cursor=False)
+            self._messages[shape] = unschedulable_message(len(self.nodes), misfits)
+        for key, entry in list(self.waiting.items()):
+            pod = self._live(key, entry.uid)
+            if pod is not None:
+                self._unschedulable(key, pod, self._messages[entry.shape])
+        for key, uid in list(self.stuck.items()):
+            pod = self._live(key, uid)
+            if pod is None:
+                del self.stuck[key]
+            elif not pod["status"].get("conditions") or "invalid resource" not in str(pod["status"]["conditions"]):
+                self._unschedulable(key, pod, self._stuck_message())
+
+    def _stuck_message(self) -> str:
+        return unschedulable_message(len(self.nodes), Counter({(SELECTOR_MISMATCH,): len(self.nodes)}))
+
+    def _enqueue(self, key, uid: str, shape: tuple) -> None:
+        entry = Waiting(key, uid, next(self._seq), shape)
+        self.waiting[key] = entry
+        self._queues.setdefault(shape, deque()).append(entry)
+
+    def _head(self, queue: deque) -> Waiting | None:
+        """The oldest entry still waiting (entries of deleted or bound pods are dropped)."""
+        while queue:
+            entry = queue[0]
+            if self.waiting.get(entry.key) is entry and self._live(entry.key, entry.uid) is not None:
+                return entry
+            queue.popleft()
+            if self.waiting.get(entry.key) is entry:
+                del self.waiting[entry.key]
+        return None
+
+    def _live(self, key, uid: str) -> dict | None:
+        """The pod, if it still exists as that uid and still wants a node."""
+        pod = self.pods.get(*key)
+        if pod is None or pod["metadata"]["uid"] != uid or pod["spec"].get("nodeName") \
+                or pod["metadata"].get("deletionTimestamp"):
+            return None
+        return pod
+
+    def _bind(self, key, pod: dict, node: NodeState, cpu: float, memory: float) -> None:
         node.take(key, cpu, memory)
         self.placed[key] = (node, cpu, memory)
         bound = self.pods.update(*key, lambda p: bind(p, node.name, self.timestamp()))
         self.on_bound(bound, node)
 
-    def _find_node(self, cpu: float, memory: float, selector: dict):
+    def _find_node(self, cpu: float, memory: float, selector: dict, move_cursor: bool = True):
         misfits: Counter = Counter()   # tuple of reasons -> number of nodes
         count = len(self._order)
         for step in range(count):
@@ -126,14 +245,13 @@ class Scheduler:
             node = self.nodes[name]
             why = node.misfit(cpu, memory, selector)
             if not why:
-                self._cursor = (self._cursor + step + 1) % count
+                if move_cursor:
+                    self._cursor = (self._cursor + step + 1) % count
                 return node, misfits
             misfits[why] += 1
         return None, misfits
 
-    def _unschedulable(self, key, pod: dict, misfits: Counter, message: str | None = None) -> None:
-        self.waiting[key] = True
-        message = message or unschedulable_message(len(self.nodes), misfits)
+    def _unschedulable(self, key, pod: dict, message: str) -> None:
         current = [c for c in pod.get("status", {}).get("conditions", []) if c.get("type") == "PodScheduled"]
         if current and current[0].get("status") == "False" and current[0].get("message") == message:
             return  # nothing new to say: kube-scheduler skips the write too

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -40,7 +41,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, help="override the file's seed")
     run.add_argument("--variant", help="run only this matrix entry (as shown in the summary)")
     run.add_argument("--json", type=Path, dest="json_out", help="write the result(s) as JSON here")
+    run.add_argument("--plot", type=Path, help="pods by phase and queue depth over time (.png or .html)")
     run.set_defaults(handler=cmd_run)
+
+    sweep = commands.add_parser("sweep", help="run a grid of variants in parallel and compare them")
+    sweep.add_argument("file", type=Path)
+    sweep.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=V1,V2",
+                       help="a dotted scenario key and its values, e.g. "
+                            "executor.worker_pods_creation_batch_size=1,8,32 (repeat for a grid)")
+    sweep.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel processes")
+    sweep.add_argument("--seed", type=int, help="override the file's seed")
+    sweep.add_argument("--metric", default="makespan", help="the metric to plot (default makespan)")
+    sweep.add_argument("--json", type=Path, dest="json_out", help="write the rows as JSON here")
+    sweep.add_argument("--plot", type=Path, help="the metric over the grid (.png or .html)")
+    sweep.add_argument("--dask", metavar="ADDRESS", help="run the points on this Dask scheduler")
+    sweep.set_defaults(handler=cmd_sweep)
 
     validate = commands.add_parser("validate", help="check scenario files without running them")
     validate.add_argument("files", type=Path, nargs="+")
@@ -70,7 +85,49 @@ def cmd_run(args, console: Console) -> int:
     if args.json_out:
         args.json_out.write_text(json.dumps([r.to_json() for r in results], indent=2))
         console.print(f"wrote {args.json_out}")
+    if args.plot:
+        from .plots import plot_run
+        for result in results:
+            out = args.plot if len(results) == 1 else args.plot.with_stem(f"{args.plot.stem}-{result.scenario_id}")
+            console.print(f"wrote {plot_run(result, out)}")
     return 0 if all(r.passed for r in results) else 1
+
+
+def cmd_sweep(args, console: Console) -> int:
+    from .schema import METRICS
+    from .sweep import iter_table, parse_sets, points, sweep
+    if args.metric not in METRICS:
+        print(f"kubesim sweep: unknown metric {args.metric!r}; known: {', '.join(METRICS)}", file=sys.stderr)
+        return BAD_INPUT
+    try:
+        grid = parse_sets(args.sets)
+    except ValueError as exc:
+        print(f"kubesim sweep: {exc}", file=sys.stderr)
+        return BAD_INPUT
+    if not grid:
+        print("kubesim sweep: give at least one --set KEY=V1,V2", file=sys.stderr)
+        return BAD_INPUT
+    total = len(points(grid))
+    with Progress(TextColumn("[bold]sweep"), BarColumn(), TextColumn("{task.completed}/{task.total} points"),
+                  TimeElapsedColumn(), console=console, disable=not console.is_terminal) as bar:
+        task = bar.add_task("sweep", total=total)
+        rows = sweep(args.file, grid, workers=args.workers, seed=args.seed, dask_address=args.dask,
+                     on_row=lambda row: bar.advance(task))
+    keys = list(grid)
+    shown = [args.metric] + [m for m in ("throughput", "tasks_failed", "api_errors") if m != args.metric]
+    table = Table(title=f"sweep of {args.file} ({total} points)")
+    for column in [short_key(k) for k in keys] + shown + ["checks"]:
+        table.add_column(column, justify="right")
+    for cells in iter_table(rows, keys, shown):
+        table.add_row(*cells)
+    console.print(table)
+    if args.json_out:
+        args.json_out.write_text(json.dumps(rows, indent=2, default=str))
+        console.print(f"wrote {args.json_out}")
+    if args.plot:
+        from .plots import plot_sweep
+        console.print(f"wrote {plot_sweep(rows, keys[:2], args.metric, args.plot)}")
+    return 0 if all(r["passed"] for r in rows) else 1
 
 
 def select(scenarios: list[LoadedScenario], variant: str | None) -> list[LoadedScenario]:
@@ -105,6 +162,12 @@ def print_result(console: Console, result) -> None:
     for name, value in result.metrics.items():
         table.add_row(name, f"{value:g}")
     console.print(table)
+
+
+def short_key(dotted: str) -> str:
+    """The part of a dotted key that names it (executor.worker_pods_creation_batch_size -> the last)."""
+    parts = dotted.split(".")
+    return parts[-1] if len(parts[-1]) > 8 or len(parts) == 1 else ".".join(parts[-2:])
 
 
 def cmd_validate(args, console: Console) -> int:

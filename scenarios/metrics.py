@@ -60,6 +60,24 @@ def phases_over_time(trace: list[tuple]) -> list[tuple[float, dict[str, int]]]:
     return series
 
 
+def queue_depth(world) -> list[tuple[float, int]]:
+    """(time, tries QUEUED) at every change: the queue-depth plot's data."""
+    steps = []
+    for ti in world.store.tis.values():
+        previous = None
+        for when, state, _try in ti.history:
+            if state == State.QUEUED and previous != State.QUEUED:
+                steps.append((when, 1))
+            elif previous == State.QUEUED and state != State.QUEUED:
+                steps.append((when, -1))
+            previous = state
+    depth, series = 0, []
+    for when, change in sorted(steps):
+        depth += change
+        series.append((when, depth))
+    return series
+
+
 def compute(world, makespan: float) -> dict[str, float]:
     cluster, store = world.cluster, world.store
     calls = cluster.gateway.calls

@@ -33,6 +33,7 @@ class Result:
     api_calls: list[tuple[str, str, int]] = field(default_factory=list)
     last_events: list[tuple] = field(default_factory=list)
     phases: list[tuple[float, dict]] = field(default_factory=list)
+    queue_depth: list[tuple[float, int]] = field(default_factory=list)
     faults: list[tuple[float, str]] = field(default_factory=list)
     replay: str = ""
 
@@ -73,6 +74,7 @@ def run(loaded: LoadedScenario, seed: int | None = None,
     result = Result(loaded.id, str(loaded.path), seed, world.cluster.now, measure.compute(world, makespan),
                     api_calls=measure.api_table(world), last_events=world.cluster.trace[-15:],
                     phases=measure.phases_over_time(world.cluster.trace), faults=fault_marks,
+                    queue_depth=measure.queue_depth(world),
                     replay=replay_command(loaded, seed))
     failures += [Failure(v.invariant, v.message, None, v.time) for v in final_checks(world, watchdog)]
     failures += check_expectations(loaded, result.metrics, world)

@@ -7,11 +7,11 @@ from .apiserver import ServerOptions
 from .behaviour import Behaviour, Outcome
 from .cluster import FakeCluster
 from .faults import ErrorRule, Faults, Outage, constant, exponential, lognormal, uniform
-from .kernel import NotInSimulation, Process, SimulationStalled
+from .kernel import HorizonExceeded, NotInSimulation, Process, SimulationStalled
 from .runtime import SimRuntime
 
 __all__ = [
     "FakeCluster", "Behaviour", "Outcome", "Faults", "ErrorRule", "Outage", "ServerOptions",
-    "SimRuntime", "Process", "SimulationStalled", "NotInSimulation",
+    "SimRuntime", "Process", "SimulationStalled", "HorizonExceeded", "NotInSimulation",
     "constant", "uniform", "exponential", "lognormal",
 ]

@@ -255,9 +255,10 @@ class ApiServer:
     def _wait_for_revision(self, requested: int) -> None:
         if requested <= self.revision.value:
             return
-        arrived = self.kernel.env.event()
-        self._rv_waiters.append((requested, arrived))
-        self.kernel.wait(arrived, TOO_NEW_RV_WAIT, f"resourceVersion {requested}")
+        waiter = (requested, self.kernel.env.event())
+        self._rv_waiters.append(waiter)
+        if not self.kernel.wait(waiter[1], TOO_NEW_RV_WAIT, f"resourceVersion {requested}"):
+            self._rv_waiters.remove(waiter)  # gave up: nobody will release it
         if requested > self.revision.value:
             raise errors.too_large_resource_version(requested, self.revision.value)
 
@@ -447,6 +448,8 @@ class ApiServer:
             raise errors.invalid(strategy.kind, route.name, causes)
         if new == current or dry_run:  # a no-op write keeps the resourceVersion, like kube-apiserver
             return json_reply(200, new)
+        if finalized(new):  # the last finalizer of an object deleted with grace 0: it goes now
+            return json_reply(200, route.store.remove(meta.get("namespace", ""), route.name, new))
         return json_reply(200, route.store.replace(new))
 
     def _delete(self, route: Route, request: Request) -> Reply:
@@ -594,6 +597,13 @@ CONTINUE_EXPIRED = (
     "to retrieve the remainder of the results. Continuing with the provided token results in an "
     "inconsistent list - objects that were created, modified, or deleted between the time the "
     "first chunk was returned and now may show up in the list.")
+
+
+def finalized(obj: dict) -> bool:
+    """The generic store's shouldDeleteDuringUpdate: deleted, grace 0, no finalizer left."""
+    meta = obj["metadata"]
+    return (bool(meta.get("deletionTimestamp")) and not meta.get("finalizers")
+            and meta.get("deletionGracePeriodSeconds") == 0)
 
 
 def json_reply(status: int, obj: dict) -> Reply:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
+import uuid
 from datetime import timedelta
 from typing import Any, Callable
 
@@ -44,8 +46,10 @@ class FakeCluster:
                  namespaces: tuple[str, ...] = ("default", "kube-system"),
                  behaviour: Behaviour | None = None, faults: Faults | None = None,
                  options: ServerOptions | None = None, scheduling_delay: float = 0.0,
-                 horizon: float = 30 * 24 * 3600.0, trace: bool = True):
+                 horizon: float = 30 * 24 * 3600.0, trace: bool = True, record_events: bool = True):
         self.seed = seed
+        self.record_events = record_events  # core/v1 Events (FailedScheduling, BackOff, Evicted...)
+        self._stamp: tuple[int, str] = (-1, "")
         self.rng = random.Random(seed)
         self.faker = Faker()
         self.faker.seed_instance(self.rng.getrandbits(32))
@@ -89,8 +93,11 @@ class FakeCluster:
         return EPOCH + timedelta(seconds=self.env.now)
 
     def timestamp(self, offset: float = 0.0) -> str:
-        """RFC 3339 time, as Kubernetes writes it in object metadata and status."""
-        return (self.utcnow() + timedelta(seconds=offset)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        """RFC 3339 time, as Kubernetes writes it in object metadata and status (whole seconds)."""
+        second = int((self.env.now + offset) // 1)
+        if second != self._stamp[0]:
+            self._stamp = (second, (EPOCH + timedelta(seconds=second)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        return self._stamp[1]
 
     def run(self, fn: Callable, *args, until: float | None = None) -> Any:
         """Run ``fn(*args)`` as a simulated process until it returns; return its value or raise."""
@@ -193,12 +200,14 @@ class FakeCluster:
 
     def record_event(self, obj: dict, reason: str, message: str, type: str = "Warning",
                      component: str = "kubelet", host: str | None = None,
-                     field_path: str | None = None) -> dict:
+                     field_path: str | None = None) -> dict | None:
         """Write a core/v1 Event about ``obj``, aggregated like the client-go recorder does.
 
         The same (object, reason, message, source) again bumps ``count`` and ``lastTimestamp``
         of the existing Event instead of creating another.
         """
+        if not self.record_events or obj is None:
+            return None
         meta = obj["metadata"]
         namespace = meta.get("namespace") or "default"
         store = self.server.stores["events"]
@@ -215,7 +224,7 @@ class FakeCluster:
         if field_path:
             involved["fieldPath"] = field_path
         event = {"kind": "Event", "apiVersion": "v1",
-                 "metadata": {"name": name, "namespace": namespace, "uid": self.server._uid(),
+                 "metadata": {"name": name, "namespace": namespace, "uid": _stable_uid(namespace, name),
                               "creationTimestamp": when},
                  "involvedObject": involved, "reason": reason, "message": message,
                  "source": {"component": component, **({"host": host} if host else {})},
@@ -402,7 +411,7 @@ class FakeCluster:
             if meta.get("deletionTimestamp") and not before.get("deletionTimestamp"):
                 self.kubelets.terminate(key, meta.get("deletionGracePeriodSeconds") or 0)
         elif change.type == DELETED:
-            self.scheduler.waiting.pop(key, None)
+            self.scheduler.forget(key)
             self.kubelets.forget(key)
 
     def _admit(self, key: tuple, uid: str) -> None:
@@ -449,6 +458,11 @@ class FakeCluster:
         phase = change.obj.get("status", {}).get("phase", "")
         self.trace.append((self.env.now, change.rv, change.type, change.obj.get("kind", ""),
                            meta.get("namespace", ""), meta["name"], phase))
+
+
+def _stable_uid(*parts: str) -> str:
+    """A uid that draws nothing from the world's RNG (so Events never change what pods draw)."""
+    return str(uuid.UUID(hashlib.sha256("/".join(parts).encode()).hexdigest()[:32]))
 
 
 def toleration_seconds(pod: dict, taint_key: str, effect: str = "NoExecute") -> float | None:

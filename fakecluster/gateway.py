@@ -10,7 +10,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 
-from .apiserver import ApiServer, Reply, Request, WatchReply, error_reply
+from .apiserver import ApiServer, Reply, Request, WatchReply, error_reply, parse_bool
 from .faults import ConnectionFault, Faults
 from .kernel import Kernel
 from .status import ApiError
@@ -28,7 +28,7 @@ def classify(request: Request) -> tuple[str, str, str | None]:
     name = parts[1] if len(parts) > 1 else None
     if name is None:
         verb = _COLLECTION_VERBS.get(request.method, request.method.lower())
-        if verb == "list" and request.query.get("watch") in ("1", "true", "True"):
+        if verb == "list" and parse_bool(request.query, "watch"):
             verb = "watch"
     else:
         verb = _ITEM_VERBS.get(request.method, request.method.lower())

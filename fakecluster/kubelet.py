@@ -65,8 +65,6 @@ class Life:
     sigterm_at: float | None = None    # when deletion began
     kill_at: float = math.inf          # end of the grace period
     ip: str = ""
-    begun: bool = False                # the process has run (so it can take an interrupt)
-    pending: tuple | None = None       # an interruption that came before the process began
 
 
 class Kubelets:
@@ -156,7 +154,6 @@ class Kubelets:
         self.on_finished(key)
 
     def _launch(self, life: Life, cause=None) -> None:
-        life.begun, life.pending = False, None
         life.process = self.env.process(self._life(life, cause))
 
     def _stop_process(self, life: Life, cause) -> None:
@@ -167,17 +164,15 @@ class Kubelets:
         process = life.process
         if process is None or not process.is_alive or self.env.active_process is process:
             return
-        if not life.begun:  # simpy cannot throw into a generator that has not started
-            life.pending = life.pending or cause
-            return
+        # even a process that has not run yet takes it: its start is queued ahead of the interrupt
         process.interrupt(cause)
 
     # -- the life of one pod -------------------------------------------------------------------
 
     def _life(self, life: Life, cause=None):
         """Run the pod from where it is; ``cause`` starts it at an interruption (a deletion)."""
-        life.begun = True
-        cause, life.pending = cause or life.pending, None
+        if self.env.active_process is not life.process:
+            return  # stopped, or replaced by a newer launch, before it ever ran
         outcome = life.outcome
         while cause is None:
             if life.started_at is None:
@@ -420,17 +415,25 @@ def _container_statuses(pod: dict, state: dict, ready: bool = False, restarts: i
 
 def _conditions(pod: dict, when: str, **wanted) -> dict:
     """Set pod conditions by type: (status, reason) pairs; lastTransitionTime moves only on a change."""
-    names = [c["name"] for c in pod["spec"]["containers"]]
-    for kind, (status, reason) in wanted.items():
-        current = next((c for c in pod.get("status", {}).get("conditions", []) if c["type"] == kind), None)
-        since = current["lastTransitionTime"] if current and current["status"] == status else when
-        condition = {"type": kind, "status": status, "lastProbeTime": None, "lastTransitionTime": since}
+    status = pod.get("status", {})
+    conditions = list(status.get("conditions", ()))
+    where = {c["type"]: i for i, c in enumerate(conditions)}
+    for kind, (value, reason) in wanted.items():
+        i = where.get(kind)
+        current = conditions[i] if i is not None else None
+        since = current["lastTransitionTime"] if current is not None and current["status"] == value else when
+        condition = {"type": kind, "status": value, "lastProbeTime": None, "lastTransitionTime": since}
         if reason:
             condition["reason"] = reason
             if reason == "ContainersNotReady":
-                condition["message"] = f"containers with unready status: [{' '.join(names)}]"
-        pod = with_condition(pod, condition)
-    return pod
+                names = " ".join(c["name"] for c in pod["spec"]["containers"])
+                condition["message"] = f"containers with unready status: [{names}]"
+        if i is None:
+            where[kind] = len(conditions)
+            conditions.append(condition)
+        else:
+            conditions[i] = condition
+    return {**pod, "status": {**status, "conditions": conditions}}
 
 
 def _not_ready(pod: dict, when: str, sandbox: str = "True") -> dict:

@@ -64,7 +64,7 @@ class Scheduler:
         self.record_event = record_event or (lambda *args, **kwargs: None)
         self.delay = delay
         self.waiting: dict[tuple, Waiting] = {}        # key -> entry, in arrival order
-        self.stuck: dict[tuple, str] = {}              # key -> uid: pods no node will ever take
+        self.stuck: dict[tuple, tuple[str, str]] = {}  # key -> (uid, why): pods no node will take
         self._queues: dict[tuple, deque[Waiting]] = {}  # shape -> its waiting pods, oldest first
         self._messages: dict[tuple, str] = {}           # shape -> the last "0/N nodes" message
         self._seq = itertools.count()
@@ -133,13 +133,12 @@ class Scheduler:
             cpu, memory = pod_requests(pod)
         except ValueError as exc:  # the API server should have refused it; never crash the world
             self.on_error(f"pod {key[0]}/{key[1]}: {exc}")
-            self.stuck[key] = uid
-            self._unschedulable(key, pod, f"0/{len(self.nodes)} nodes are available: invalid resource "
-                                          f"requests: {exc}.")
+            self.stuck[key] = (uid, f"invalid resource requests: {exc}")
+            self._unschedulable(key, pod, self._stuck_message(self.stuck[key][1]))
             return
         if self.outcome_of(pod).unschedulable:
-            self.stuck[key] = uid
-            self._unschedulable(key, pod, self._stuck_message())
+            self.stuck[key] = (uid, "")
+            self._unschedulable(key, pod, self._stuck_message(""))
             return
         selector = pod["spec"].get("nodeSelector") or {}
         shape = (cpu, memory, tuple(sorted(selector.items())))
@@ -197,14 +196,17 @@ class Scheduler:
             pod = self._live(key, entry.uid)
             if pod is not None:
                 self._unschedulable(key, pod, self._messages[entry.shape])
-        for key, uid in list(self.stuck.items()):
+        for key, (uid, why) in list(self.stuck.items()):
             pod = self._live(key, uid)
             if pod is None:
                 del self.stuck[key]
-            elif not pod["status"].get("conditions") or "invalid resource" not in str(pod["status"]["conditions"]):
-                self._unschedulable(key, pod, self._stuck_message())
+            else:
+                self._unschedulable(key, pod, self._stuck_message(why))
 
-    def _stuck_message(self) -> str:
+    def _stuck_message(self, why: str) -> str:
+        """For pods no node can take: steered ``kubesim.io/unschedulable``, or broken requests."""
+        if why:
+            return f"0/{len(self.nodes)} nodes are available: {why}."
         return unschedulable_message(len(self.nodes), Counter({(SELECTOR_MISMATCH,): len(self.nodes)}))
 
     def _enqueue(self, key, uid: str, shape: tuple) -> None:

@@ -157,8 +157,10 @@ def internal_error(cause: str) -> ApiError:
 
 def service_unavailable(message: str = "the server is currently unable to handle the request",
                         retry_after: int | None = None) -> ApiError:
-    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-    return ApiError(503, "ServiceUnavailable", message, headers=headers)
+    if not retry_after:  # the server sends the header exactly when retryAfterSeconds > 0
+        return ApiError(503, "ServiceUnavailable", message)
+    return ApiError(503, "ServiceUnavailable", message, {"retryAfterSeconds": retry_after},
+                    headers={"Retry-After": str(retry_after)})
 
 
 def timeout(message: str, retry_after: int, causes: list[dict] | None = None) -> ApiError:

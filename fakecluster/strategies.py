@@ -84,7 +84,7 @@ class PodStrategy(Strategy):
         spec.setdefault("securityContext", {})
         spec.setdefault("enableServiceLinks", True)
         spec.setdefault("priority", 0)
-        spec.setdefault("tolerations", default_tolerations())
+        spec["tolerations"] = with_default_tolerations(spec.get("tolerations") or [])
         spec["containers"] = [default_container(c) for c in spec.get("containers") or []]
         status = {"phase": "Pending", "qosClass": qos_class(spec["containers"])}
         return {**pod, "spec": spec, "status": status}
@@ -149,10 +149,19 @@ def default_container(container: dict) -> dict:
             "terminationMessagePolicy": "File", "resources": {}, **container}
 
 
-def default_tolerations() -> list[dict]:
-    """DefaultTolerationSeconds admission: 300 s on not-ready and unreachable nodes."""
-    return [{"key": f"node.kubernetes.io/{taint}", "operator": "Exists", "effect": "NoExecute",
-             "tolerationSeconds": 300} for taint in ("not-ready", "unreachable")]
+def with_default_tolerations(tolerations: list[dict]) -> list[dict]:
+    """DefaultTolerationSeconds admission: 300 s on not-ready and unreachable nodes, added
+    unless the pod already tolerates that taint's NoExecute effect."""
+    added = [{"key": taint, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}
+             for taint in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+             if not any(tolerates_no_execute(t, taint) for t in tolerations)]
+    return [*tolerations, *added]
+
+
+def tolerates_no_execute(toleration: dict, taint_key: str) -> bool:
+    key = toleration.get("key")
+    matches_key = key == taint_key or (not key and toleration.get("operator") == "Exists")
+    return matches_key and toleration.get("effect") in (None, "", "NoExecute")
 
 
 def qos_class(containers: list[dict]) -> str:

@@ -32,6 +32,12 @@ class FakePoolManager(urllib3.PoolManager):
         super().__init__(**connection_pool_kw)
         self.gateway = gateway
 
+    def _pool_named_in_errors(self, url: str):
+        """urllib3 names the connection pool in its errors; this one never connects."""
+        parsed = urllib3.util.parse_url(url)
+        pool_class = urllib3.HTTPSConnectionPool if parsed.scheme == "https" else urllib3.HTTPConnectionPool
+        return pool_class(parsed.host, parsed.port or (443 if parsed.scheme == "https" else 80))
+
     def urlopen(self, method, url, redirect=True, **kw):  # noqa: D401 - urllib3's signature
         retries = kw.get("retries", self.connection_pool_kw.get("retries"))
         if not isinstance(retries, Retry):
@@ -46,7 +52,9 @@ class FakePoolManager(urllib3.PoolManager):
             try:
                 answer = self.gateway.exchange(request, read_timeout)
             except (ConnectionFault, TimeoutError) as fault:
-                retries = retries.increment(method, url, error=_as_urllib3_error(fault, url))
+                pool, path = self._pool_named_in_errors(url), urllib3.util.parse_url(url).request_uri
+                error = _as_urllib3_error(fault, path, pool, read_timeout)
+                retries = retries.increment(method, path, error=error, _pool=pool)
                 self.gateway.kernel.sleep(retries.get_backoff_time())
                 continue
             response = _response(answer, method, url, preload, read_timeout)
@@ -54,7 +62,8 @@ class FakePoolManager(urllib3.PoolManager):
             if not retries.is_retry(method, response.status, has_retry_after):
                 return response
             try:
-                retries = retries.increment(method, url, response=response)
+                retries = retries.increment(method, url, response=response,
+                                            _pool=self._pool_named_in_errors(url))
             except MaxRetryError:
                 if retries.raise_on_status:
                     raise
@@ -81,11 +90,12 @@ def _read_timeout(timeout) -> float | None:
     return None
 
 
-def _as_urllib3_error(fault: Exception, url: str) -> Exception:
+def _as_urllib3_error(fault: Exception, url: str, pool, read_timeout: float | None) -> Exception:
     if isinstance(fault, TimeoutError):
-        return ReadTimeoutError(None, url, "Read timed out.")
+        return ReadTimeoutError(pool, url, f"Read timed out. (read timeout={read_timeout:g})")
     if fault.kind == "refused":
-        return NewConnectionError(None, "Failed to establish a new connection: [Errno 111] Connection refused")
+        connection = pool.ConnectionCls(pool.host, pool.port)
+        return NewConnectionError(connection, "Failed to establish a new connection: [Errno 111] Connection refused")
     return ProtocolError("Connection aborted.", ConnectionResetError(104, "Connection reset by peer"))
 
 

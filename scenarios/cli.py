@@ -72,8 +72,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+PLOT_SUFFIXES = (".png", ".svg", ".pdf", ".html")
+
+
+def bad_plot_path(command: str, plot: Path | None) -> bool:
+    """Checked before running: a bad --plot name must not cost a whole run and end in a traceback."""
+    if plot is not None and plot.suffix.lower() not in PLOT_SUFFIXES:
+        print(f"kubesim {command}: cannot write a plot to {plot}: use a file name ending in "
+              f"{', '.join(PLOT_SUFFIXES)}", file=sys.stderr)
+        return True
+    return False
+
+
 def cmd_run(args, console: Console) -> int:
     from .runner import describe_failure, run
+    if bad_plot_path("run", args.plot):
+        return BAD_INPUT
     scenarios = select(load(args.file), args.variant)
     results = []
     for loaded in scenarios:
@@ -81,21 +95,24 @@ def cmd_run(args, console: Console) -> int:
     for result in results:
         print_result(console, result)
         if not result.passed:
-            console.print(describe_failure(result), markup=False, highlight=False)
+            # soft_wrap: never fold the file:line or the replay command, they are copied and pasted
+            console.print(describe_failure(result), markup=False, highlight=False, soft_wrap=True)
     if args.json_out:
         args.json_out.write_text(json.dumps([r.to_json() for r in results], indent=2))
-        console.print(f"wrote {args.json_out}")
+        console.print(f"wrote {args.json_out}", soft_wrap=True)
     if args.plot:
         from .plots import plot_run
         for result in results:
             out = args.plot if len(results) == 1 else args.plot.with_stem(f"{args.plot.stem}-{result.scenario_id}")
-            console.print(f"wrote {plot_run(result, out)}")
+            console.print(f"wrote {plot_run(result, out)}", soft_wrap=True)
     return 0 if all(r.passed for r in results) else 1
 
 
 def cmd_sweep(args, console: Console) -> int:
     from .schema import METRICS
     from .sweep import iter_table, parse_sets, points, sweep
+    if bad_plot_path("sweep", args.plot):
+        return BAD_INPUT
     if args.metric not in METRICS:
         print(f"kubesim sweep: unknown metric {args.metric!r}; known: {', '.join(METRICS)}", file=sys.stderr)
         return BAD_INPUT
@@ -123,10 +140,10 @@ def cmd_sweep(args, console: Console) -> int:
     console.print(table)
     if args.json_out:
         args.json_out.write_text(json.dumps(rows, indent=2, default=str))
-        console.print(f"wrote {args.json_out}")
+        console.print(f"wrote {args.json_out}", soft_wrap=True)
     if args.plot:
         from .plots import plot_sweep
-        console.print(f"wrote {plot_sweep(rows, keys[:2], args.metric, args.plot)}")
+        console.print(f"wrote {plot_sweep(rows, keys[:2], args.metric, args.plot)}", soft_wrap=True)
     return 0 if all(r["passed"] for r in rows) else 1
 
 
@@ -179,7 +196,7 @@ def cmd_validate(args, console: Console) -> int:
             print(exc, file=sys.stderr)
             status = BAD_INPUT
             continue
-        console.print(f"{path}: ok ({len(loaded)} scenario{'s' * (len(loaded) > 1)})")
+        console.print(f"{path}: ok ({len(loaded)} scenario{'s' * (len(loaded) > 1)})", soft_wrap=True)
     return status
 
 
@@ -188,7 +205,7 @@ def cmd_schema(args, console: Console) -> int:
     text = json.dumps(json_schema(), indent=2)
     if args.out:
         args.out.write_text(text + "\n")
-        console.print(f"wrote {args.out}")
+        console.print(f"wrote {args.out}", soft_wrap=True)
     else:
         print(text)
     return 0

@@ -51,17 +51,53 @@ class LoadedScenario:
 def load(path: str | Path) -> list[LoadedScenario]:
     """Every scenario a file declares: one, or one per matrix entry."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError(path, [(None, "", f"cannot read the file: {exc.strerror}")]) from None
-    raw, lines = parse_yaml(path, text)
+    raw, lines = parse_yaml(path, read(path))
     base = validate(path, raw, lines)
     if not base.matrix:
         return [LoadedScenario(base, path, "", lines)]
-    return [LoadedScenario(validate(path, apply_overrides(path, raw, entry, lines, i), lines), path,
-                           variant_id(entry), lines)
-            for i, entry in enumerate(base.matrix)]
+    return [load_variant(path, raw, lines, entry, ("matrix", i)) for i, entry in enumerate(base.matrix)]
+
+
+def read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(path, [(None, "", f"cannot read the file: {exc.strerror}")]) from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(path, [(None, "", f"not UTF-8 text: {exc.reason}")]) from None
+
+
+def load_variant(path: Path, raw: dict, lines: dict[Location, int], entry: Any,
+                 origin: Location | None, label: str | None = None) -> LoadedScenario:
+    """The file with one variant's dotted overrides applied. ``origin`` is where the entry sits
+    in the file (("matrix", i)); None for overrides given elsewhere (``kubesim sweep --set``).
+    Errors and failed expectations point at the override's own line, not the base file's."""
+    label = label or (f"matrix[{origin[1]}]" if origin else "the override")
+    variant = apply_overrides(path, raw, entry, lines, origin, label)
+    variant_lines = override_lines(lines, entry, origin)
+    try:
+        scenario = validate(path, variant, variant_lines)
+    except ScenarioError as exc:
+        raise ScenarioError(path, [(line, where, f"{message} (in {label})")
+                                   for line, where, message in exc.problems]) from None
+    fallback = str(origin[1]) if origin else ""  # an entry that only sets sections still needs an id
+    return LoadedScenario(scenario, path, variant_id(entry) or fallback, variant_lines)
+
+
+def override_lines(lines: dict[Location, int], entry: dict, origin: Location | None) -> dict[Location, int]:
+    """``lines`` with every overridden location moved to the line that overrides it."""
+    keys = {str(dotted): tuple(str(dotted).split(".")) for dotted in entry}
+    moved = {loc: line for loc, line in lines.items()
+             if not any(loc[:len(key)] == key for key in keys.values())}
+    for dotted, key in keys.items():
+        moved[key] = None  # no line in the file (a --set value)
+        if origin is None:
+            continue
+        prefix = (*origin, dotted)
+        for loc, line in lines.items():
+            if loc[:len(prefix)] == prefix:
+                moved[key + loc[len(prefix):]] = line
+    return moved
 
 
 def parse_yaml(path: Path, text: str) -> tuple[dict, dict[Location, int]]:
@@ -97,7 +133,7 @@ def index_lines(node, location: Location, lines: dict) -> None:
             index_lines(item, location + (i,), lines)
 
 
-def line_for(lines: dict[Location, int], location: Location) -> int | None:
+def line_for(lines: dict[Location, int | None], location: Location) -> int | None:
     while location:
         if location in lines:
             return lines[location]
@@ -113,9 +149,11 @@ def validate(path: Path, raw: dict, lines: dict[Location, int]) -> Scenario:
 
 
 def problem(error: dict, lines: dict[Location, int]) -> tuple[int | None, str, str]:
-    location = tuple(part for part in error["loc"] if not (isinstance(part, str) and part.startswith("function-")))
+    location = tuple(part for part in error["loc"]
+                     if not (isinstance(part, str) and (part.startswith("function-") or part == "[key]")))
+    location = location + bad_executor_option(error, location)
     where = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in location).replace(".[", "[")
-    message = error["msg"]
+    message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = f"unknown key {location[-1]!r}: remove it or check its spelling"
     elif "input" in error and error["type"] not in ("missing",) and not isinstance(error["input"], dict):
@@ -123,15 +161,29 @@ def problem(error: dict, lines: dict[Location, int]) -> tuple[int | None, str, s
     return line_for(lines, location), where, message
 
 
-def apply_overrides(path: Path, raw: dict, entry: Any, lines, index: int) -> dict:
+def bad_executor_option(error: dict, location: Location) -> Location:
+    """For an ExecutorConfig error: the first bad option's name, so the line is that option's."""
+    cause = getattr((error.get("ctx") or {}).get("error"), "__cause__", None)  # the ConfigError
+    details = getattr(getattr(cause, "__cause__", None), "errors", None)    # its ValidationError
+    if location != ("executor",) or not callable(details):
+        return ()
+    return tuple(details()[0]["loc"][:1])
+
+
+def apply_overrides(path: Path, raw: dict, entry: Any, lines, origin: Location | None,
+                    label: str = "the override") -> dict:
     """A matrix entry's dotted keys (``executor.worker_pods_creation_batch_size: 8``) applied."""
+    line = line_for(lines, origin) if origin else None
     if not isinstance(entry, dict):
-        raise ScenarioError(path, [(line_for(lines, ("matrix", index)), f"matrix[{index}]",
-                                    "each matrix entry maps dotted keys to values")])
+        raise ScenarioError(path, [(line, label, "each matrix entry maps dotted keys to values")])
     variant = copy.deepcopy(raw)
     variant.pop("matrix", None)
     for dotted, value in entry.items():
-        set_dotted(variant, str(dotted), value)
+        try:
+            set_dotted(variant, str(dotted), value)
+        except ValueError as exc:
+            key_line = line_for(lines, (*origin, dotted)) if origin else None
+            raise ScenarioError(path, [(key_line, label, str(exc))]) from None
     return variant
 
 

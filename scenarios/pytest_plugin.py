@@ -22,6 +22,13 @@ def pytest_addoption(parser):
                     help="run every scenario with this seed instead of the one in its file")
 
 
+def pytest_configure(config):
+    # Scenario files use these; registered here so projects using the plugin need not (and
+    # --strict-markers does not turn them into collection errors).
+    config.addinivalue_line("markers", "slow: long-running scenario, opt-in with -m slow")
+    config.addinivalue_line("markers", "scale: large-scale scenario, opt-in with -m scale")
+
+
 def pytest_collect_file(file_path: Path, parent):
     if file_path.suffix in (".yaml", ".yml") and SCENARIO_ROOT in file_path.parts:
         return ScenarioFile.from_parent(parent, path=file_path)

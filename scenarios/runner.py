@@ -67,7 +67,8 @@ def run(loaded: LoadedScenario, seed: int | None = None,
     try:
         world.run_until_done(timeout=limit)
     except TimeoutError as exc:
-        failures.append(Failure("until", str(exc), loaded.line_of("until"), world.cluster.now))
+        failures.append(Failure("until", str(exc), loaded.line_of("until", "max_virtual_seconds"),
+                                world.cluster.now))
     except SimulationStalled as exc:
         failures.append(Failure("progress", f"the simulation stalled: {exc}", None, world.cluster.now))
     makespan = last_terminal_time(world)

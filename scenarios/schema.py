@@ -6,15 +6,25 @@ which faults strike when, what must hold at the end and when the run ends.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 from executor.config import ConfigError, ExecutorConfig
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class NumberOrObject(Strict):
+    """A section that also accepts a plain number (its ``before`` validator expands it): the
+    JSON Schema says so too, or editors would flag valid files."""
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema, handler):
+        schema = handler(core_schema)
+        return {"anyOf": [{"type": "number"}, schema]}
 
 
 # -- distributions -----------------------------------------------------------------------------
@@ -24,7 +34,7 @@ class LogNormal(Strict):
     p99: float = Field(gt=0)
 
 
-class Distribution(Strict):
+class Distribution(NumberOrObject):
     """Exactly one of: constant, uniform [low, high], exponential (mean), lognormal {median, p99}.
     A plain number means a constant."""
 
@@ -195,7 +205,7 @@ class Fault(Strict):
         return next(a for a in ACTIONS if getattr(self, a) is not None)
 
 
-class Bound(Strict):
+class Bound(NumberOrObject):
     min: float | None = None
     max: float | None = None
 
@@ -211,18 +221,21 @@ METRICS = ("makespan", "throughput", "tasks_succeeded", "tasks_failed", "queue_w
            "scheduler_restarts", "adopted_pods")
 
 
+def known_metric(name: str) -> str:
+    if name not in METRICS:
+        raise ValueError(f"unknown metric {name}; known: {', '.join(METRICS)}")
+    return name
+
+
+# Checked per key, so an error points at the misspelt metric's own line.
+MetricName = Annotated[str, AfterValidator(known_metric), WithJsonSchema({"type": "string", "enum": list(METRICS)})]
+
+
 class Expect(Strict):
-    metrics: dict[str, Bound] = Field(default_factory=dict, description="bounds on metrics: " + ", ".join(METRICS))
+    metrics: dict[MetricName, Bound] = Field(default_factory=dict,
+                                             description="bounds on metrics: " + ", ".join(METRICS))
     all_tasks: Literal["success", "terminal"] | None = Field(
         default="terminal", description="success: every task succeeds; terminal: every task ends")
-
-    @field_validator("metrics")
-    @classmethod
-    def known_metrics(cls, metrics):
-        unknown = sorted(set(metrics) - set(METRICS))
-        if unknown:
-            raise ValueError(f"unknown metric {', '.join(unknown)}; known: {', '.join(METRICS)}")
-        return metrics
 
 
 class Until(Strict):
@@ -250,7 +263,7 @@ class Scenario(Strict):
         try:
             ExecutorConfig.from_mapping(options)
         except ConfigError as exc:
-            raise ValueError(str(exc)) from None
+            raise ValueError(str(exc)) from exc  # the loader finds the bad option's line via the cause
         return options
 
     def executor_config(self) -> ExecutorConfig:

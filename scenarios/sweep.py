@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator
 
 import yaml
 
-from .loader import LoadedScenario, ScenarioError, apply_overrides, parse_yaml, validate
+from .loader import LoadedScenario, ScenarioError, load_variant, parse_yaml, read
 
 
 def parse_sets(sets: list[str]) -> dict[str, list[Any]]:
@@ -25,7 +25,10 @@ def parse_sets(sets: list[str]) -> dict[str, list[Any]]:
         if not sep or not key or not values:
             raise ValueError(f"--set {item!r}: expected KEY=V1,V2,... (e.g. "
                              f"executor.worker_pods_creation_batch_size=1,8,32)")
-        grid[key.strip()] = [yaml.safe_load(v) for v in values.split(",")]
+        try:
+            grid[key.strip()] = [yaml.safe_load(v) for v in values.split(",")]
+        except yaml.YAMLError as exc:
+            raise ValueError(f"--set {item!r}: a value is not valid YAML ({getattr(exc, 'problem', exc)})") from None
     return grid
 
 
@@ -35,11 +38,11 @@ def points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
 
 
 def load_point(path: Path, params: dict[str, Any]) -> LoadedScenario:
-    raw, lines = parse_yaml(path, path.read_text(encoding="utf-8"))
-    raw.pop("matrix", None)
-    variant = apply_overrides(path, raw, params, lines, 0)
-    return LoadedScenario(validate(path, variant, lines), path,
-                          ",".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in params.items()), lines)
+    raw, lines = parse_yaml(path, read(path))
+    label = "--set " + " ".join(f"{k}={v}" for k, v in params.items())
+    loaded = load_variant(path, raw, lines, params, None, label)
+    loaded.variant = ",".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in params.items())
+    return loaded
 
 
 def run_point(path: str, params: dict[str, Any], seed: int | None) -> dict:

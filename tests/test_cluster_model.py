@@ -202,6 +202,63 @@ def test_pod_capacity_of_a_node_is_enforced():
         "1 No preemption victims found for incoming pod.")
 
 
+def test_freed_room_goes_to_the_earliest_waiting_pod_that_fits_it():
+    cluster, api = world(nodes=1, node_cpu="4")
+    order = []
+    cluster.server.pods.listeners.append(lambda change: change.obj["spec"].get("nodeName") and not (
+        change.prev or {}).get("spec", {}).get("nodeName") and order.append((cluster.now, change.obj["metadata"]["name"])))
+
+    def main():
+        api.create_namespaced_pod(NS, manifest("a", cpu="3", annotations={"kubesim.io/run-seconds": "10"}))
+        api.create_namespaced_pod(NS, manifest("b", cpu="1", annotations={"kubesim.io/run-seconds": "20"}))
+        cluster.sleep(1)
+        api.create_namespaced_pod(NS, manifest("big", cpu="4", annotations={"kubesim.io/run-seconds": "5"}))
+        cluster.sleep(1)
+        api.create_namespaced_pod(NS, manifest("small", cpu="2", annotations={"kubesim.io/run-seconds": "5"}))
+        cluster.sleep(100)
+
+    cluster.run(main)
+    # at 10 s "a" frees 3 cpu: "big" (older) still does not fit, "small" does; "big" gets the
+    # whole node once "b" and "small" are done at 20 s
+    assert order == [(0, "a"), (0, "b"), (10, "small"), (20, "big")]
+
+
+def test_a_large_backlog_drains_in_arrival_order():
+    cluster, api = world(nodes=4, node_cpu="8", record_events=False)
+    started = []
+    cluster.server.pods.listeners.append(lambda change: change.obj["status"].get("phase") == "Running" and (
+        change.prev or {}).get("status", {}).get("phase") != "Running" and started.append(change.obj["metadata"]["name"]))
+
+    def main():
+        for i in range(2000):
+            api.create_namespaced_pod(NS, manifest(f"t{i:04d}", cpu="1", annotations={"kubesim.io/run-seconds": "60"}))
+        cluster.sleep(63 * 60)  # 32 slots: 63 waves of 60 s
+        return Counter(p["status"]["phase"] for p in cluster.pods()), raw(api, "t1999")
+
+    phases, last = cluster.run(main)
+    assert phases == Counter({"Succeeded": 2000})
+    assert started == sorted(started)  # one shape, one queue: first come, first served
+    assert last["status"]["containerStatuses"][0]["state"]["terminated"]["finishedAt"] == "2024-01-01T01:03:00Z"
+    assert cluster.events() == []
+
+
+def test_waiting_pods_are_told_when_the_number_of_nodes_changes():
+    cluster, api = world(nodes=1, node_cpu="1")
+
+    def main():
+        api.create_namespaced_pod(NS, manifest("big", cpu="2"))
+        cluster.sleep(1)
+        before = condition(raw(api, "big"), "PodScheduled")
+        cluster.add_node("node-2", cpu="1")
+        cluster.sleep(1)
+        return before, condition(raw(api, "big"), "PodScheduled")
+
+    before, after = cluster.run(main)
+    assert before["message"].startswith("0/1 nodes are available: 1 Insufficient cpu.")
+    assert after["message"].startswith("0/2 nodes are available: 2 Insufficient cpu.")
+    assert after["lastTransitionTime"] == before["lastTransitionTime"]  # still False: no transition
+
+
 def test_no_nodes_at_all():
     cluster, api = world(nodes=0)
 
@@ -535,6 +592,29 @@ def test_eviction_fails_the_pod_with_reason_evicted():
     assert [e["reason"] for e in cluster.events(NS, "evictee")] == ["Evicted"]
 
 
+def test_an_eviction_in_the_same_instant_as_the_bind_is_not_lost():
+    cluster, api = world()
+    evicted = []
+
+    start = cluster.kubelets.start
+
+    def start_then_evict(pod, node, outcome):  # evict before the kubelet's process has run at all
+        start(pod, node, outcome)
+        evicted.append(cluster.evict(NS, pod["metadata"]["name"]))
+
+    cluster.kubelets.start = start_then_evict
+
+    def main():
+        api.create_namespaced_pod(NS, manifest("early", annotations={"kubesim.io/run-seconds": "60"}))
+        cluster.sleep(1)
+        return raw(api, "early")
+
+    pod = cluster.run(main)
+    assert evicted == [True]
+    assert (pod["status"]["phase"], pod["status"]["reason"]) == ("Failed", "Evicted")
+    assert cluster.kernel.crashed == []
+
+
 def test_node_loss_timeline_not_ready_then_terminating_for_ever():
     cluster, api = world(nodes=1)
 
@@ -707,6 +787,25 @@ def test_the_same_seed_gives_the_same_run_through_the_cluster():
     assert run(3) == (trace, phases)
     assert run(4)[0] != trace
     assert set(phases) <= {"Succeeded", "Failed"} and sum(phases.values()) == 12
+
+
+def test_recording_events_does_not_change_what_pods_draw():
+    def run(record_events):
+        cluster, api = world(seed=8, nodes=1, node_cpu="2", record_events=record_events, behaviour=Behaviour(
+            run_seconds=uniform(5, 50), failure_probability=0.5))
+
+        def main():
+            for i in range(8):  # more than fit: FailedScheduling events on the way
+                api.create_namespaced_pod(NS, manifest(f"t{i}", cpu="1"))
+            cluster.sleep(400)
+
+        cluster.run(main)
+        return [(p["metadata"]["uid"], p["status"]["phase"],
+                 p["status"]["containerStatuses"][0]["state"]["terminated"]["finishedAt"]) for p in cluster.pods()], \
+            len(cluster.events())
+
+    (with_events, count), (without, none) = run(True), run(False)
+    assert with_events == without and count > 0 and none == 0
 
 
 def test_behaviour_rejects_impossible_settings():

@@ -252,6 +252,13 @@ def test_503_with_retry_after_on_a_get_is_retried_transparently():
     assert cluster.run(lambda: (api.list_namespaced_pod(NS).items, cluster.now)) == ([], 2)
 
 
+def test_503_without_retry_after_reaches_the_caller_of_a_get_at_once():
+    cluster, api = world(Faults(errors=[ErrorRule(503, verbs=("list",), count=1, retry_after=None)]))
+
+    error = cluster.run(attempt, api.list_namespaced_pod, NS)
+    assert error.status == 503 and "Retry-After" not in error.headers and cluster.now == 0
+
+
 def test_500_is_not_retried_on_a_get():
     cluster, api = world(Faults(errors=[ErrorRule(500, verbs=("list",), count=1)]))
 
@@ -273,6 +280,13 @@ def test_outage_unavailable_answers_503_inside_the_window_only():
         return seen
 
     assert cluster.run(main) == [(0, 200), (10, 503), (29, 503), (30, 200)]
+
+
+def test_outage_with_retry_after_is_ridden_out_by_urllib3_for_a_get():
+    cluster, api = world(Faults(outages=[Outage(0, 2.5, retry_after=1)]))
+
+    assert cluster.run(lambda: (api.list_namespaced_pod(NS).items, cluster.now)) == ([], 3)
+    assert statuses(cluster, "list") == [503, 503, 503, 200]
 
 
 def test_outage_refused_is_a_connection_error_after_urllib3_retries():

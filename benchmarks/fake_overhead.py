@@ -426,22 +426,34 @@ class Sampler:
     The handler sees the frame of whichever greenlet is running, so time lands on the right
     code even across switches; time in C (json, greenlet.switch, pydantic-core) lands on the
     Python function that called it. A garbage collection can last far longer than the interval,
-    and the timer signals it spans collapse into one, so collections are timed through
-    ``gc.callbacks`` and counted as samples of their own.
+    and the timer ticks it spans collapse into one signal delivered right after it, in whatever
+    code allocated; so ``gc.callbacks`` counts the ticks each collection swallowed as samples
+    of their own and the collapsed signal is dropped.
     """
 
     def __init__(self, interval: float = 0.0005):
         self.interval = interval
         self.stacks: Counter = Counter()
-        self.gc_samples = 0.0
+        self.gc_samples = 0
+        self._skip_next = False
+
+    def _tick(self, moment: float) -> int:
+        return int((moment - self._started) / self.interval)
 
     def _on_gc(self, phase: str, info: dict) -> None:
+        now = time.perf_counter()
         if phase == "start":
-            self._gc_started = time.perf_counter()
-        else:
-            self.gc_samples += (time.perf_counter() - self._gc_started) / self.interval
+            self._gc_started = now
+            return
+        swallowed = self._tick(now) - self._tick(self._gc_started)
+        if swallowed:
+            self.gc_samples += swallowed
+            self._skip_next = True
 
     def _sample(self, signum, frame) -> None:
+        if self._skip_next:   # the ticks of a collection, already counted
+            self._skip_next = False
+            return
         stack = []
         while frame is not None:
             stack.append(frame.f_code)
@@ -451,6 +463,7 @@ class Sampler:
     def start(self) -> None:
         gc.callbacks.append(self._on_gc)
         self._previous = signal.signal(signal.SIGALRM, self._sample)
+        self._started = time.perf_counter()
         signal.setitimer(signal.ITIMER_REAL, self.interval, self.interval)
 
     def stop(self) -> None:

@@ -36,6 +36,10 @@ class BaseExecutor:
     def has_task(self, key: TaskInstanceKey) -> bool:
         return key in self.queued_tasks or key in self.running
 
+    def has_pending_work(self) -> bool:
+        """Whether stopping now would leave something undone (a live try, by default)."""
+        return bool(self.running)
+
     @property
     def slots_available(self) -> int:
         if self.parallelism == 0:

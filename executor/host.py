@@ -180,7 +180,7 @@ class SchedulerJob:
         if not self.store.all_done():
             self._done_since = None
             return False
-        if not self.executor.running:
+        if not self.executor.has_pending_work():
             return True
         if self._done_since is None:
             self._done_since = self.runtime.now()

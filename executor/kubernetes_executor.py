@@ -54,6 +54,7 @@ class KubernetesExecutor(BaseExecutor):
         self.launched: dict[TaskInstanceKey, tuple[str, str, float]] = {}  # key -> (pod, ns, when)
         self.pod_names: dict[TaskInstanceKey, str] = {}
         self.finished_pods: set[tuple[str, str]] = set()
+        self.deleted_by_us: set[tuple[str, str]] = set()  # awaiting the DELETED echo
         self.publish_retries: Counter = Counter()
         self.last_handled: dict[TaskInstanceKey, float] = {}
         self.create_pods_after = 0.0
@@ -78,6 +79,10 @@ class KubernetesExecutor(BaseExecutor):
         if self.launcher is None:
             raise RuntimeError("the executor was not started: call start() first")
         return self.launcher
+
+    def has_pending_work(self) -> bool:
+        """Live tries, or finished pods whose clean-up still has to go through."""
+        return bool(self.running or self.clean_up_backlog)
 
     # -- queueing ------------------------------------------------------------------------------
 
@@ -152,8 +157,12 @@ class KubernetesExecutor(BaseExecutor):
 
     def _on_terminal(self, key: TaskInstanceKey, event: PodEvent, state: str | None, reason: str) -> None:
         pod = (event.namespace, event.pod_name)
-        if pod in self.finished_pods:  # a replayed or duplicate terminal event
-            self.stats["duplicate_terminal_events"] += 1
+        if pod in self.finished_pods:
+            if event.event_type == "DELETED" and pod in self.deleted_by_us:
+                self.deleted_by_us.discard(pod)  # the echo of our own delete, not a replay
+                self.stats["delete_echoes"] += 1
+            else:  # a replayed or duplicate terminal event
+                self.stats["duplicate_terminal_events"] += 1
             return
         self.finished_pods.add(pod)
         if key in self.running:
@@ -170,6 +179,7 @@ class KubernetesExecutor(BaseExecutor):
         try:
             if delete:
                 launcher.delete(name, namespace)
+                self.deleted_by_us.add((namespace, name))
                 self.stats["pods_deleted"] += 1
             else:
                 launcher.mark_done(name, namespace)

@@ -41,6 +41,7 @@ class PodEvent(NamedTuple):
     verdict: Verdict
     annotations: dict
     resource_version: str
+    event_type: str = ""   # ADDED, MODIFIED, DELETED, or SYNC for a pod seen in a re-list
 
 
 class Resync(NamedTuple):
@@ -161,7 +162,7 @@ class JobWatcher:
             # the stream, so it is not passed on (the Resync carries the list's).
             position = "" if event_type == "SYNC" else meta.get("resourceVersion", "")
             self.results.put(PodEvent(meta["name"], meta.get("namespace", ""), found,
-                                      meta.get("annotations") or {}, position))
+                                      meta.get("annotations") or {}, position, event_type))
 
     def _relist(self) -> None:
         """List the pods, report each as it stands, and resume watching from the list's RV."""

@@ -127,6 +127,16 @@ def test_demo_runs_and_summarises(capsys):
     assert "3 pods finished" in out  # every pod: none of 3 is given an image error
 
 
+def test_sweep_runs_the_grid_and_writes_rows(tmp_path, capsys):
+    out_file = tmp_path / "rows.json"
+    argv = ["sweep", str(write(tmp_path, tasks=2)), "--set", "workload.tasks_per_dag=2,3", "--workers", "1",
+            "--metric", "tasks_succeeded", "--json", str(out_file)]
+    assert main(argv) == 1  # the expectation tasks_succeeded: 2 fails at the second point
+    rows = json.loads(out_file.read_text())
+    assert [(r["params"]["workload.tasks_per_dag"], r["passed"]) for r in rows] == [(2, True), (3, False)]
+    assert "sweep of" in capsys.readouterr().out
+
+
 def test_sweep_bad_set_exits_2(tmp_path, capsys):
     assert main(["sweep", str(write(tmp_path)), "--set", "cluster.nodes", "--workers", "1"]) == 2
     assert "expected KEY=V1,V2" in capsys.readouterr().err

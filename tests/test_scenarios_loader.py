@@ -150,6 +150,12 @@ def test_matrix_expands_to_one_scenario_per_entry_named_by_what_it_varies(tmp_pa
     assert variants[1].line_of("expect", "all_tasks") == 6
 
 
+def test_matrix_entries_that_only_set_sections_still_get_distinct_ids(tmp_path):
+    path = write(tmp_path, "name: grid\nmatrix:\n  - {expect.metrics: {tasks_succeeded: 1}}\n"
+                           "  - {expect.metrics: {tasks_succeeded: 2}}\n")
+    assert [v.id for v in load(path)] == ["grid[0]", "grid[1]"]
+
+
 def test_bad_value_in_a_matrix_entry_points_at_that_entry(tmp_path):
     path = write(tmp_path, "name: grid\ncluster:\n  nodes: 2\nmatrix:\n  - {cluster.nodes: 1}\n  - {cluster.nodes: 0}\n")
     assert_problem(load_error(path), path, 6, "cluster.nodes", "greater than or equal to 1", "(in matrix[1])")

@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, unquote
 
 from . import status as errors
 from .kernel import Kernel
-from .patch import SUPPORTED_PATCH_TYPES, PatchError, apply_patch
+from .patch import SUPPORTED_PATCH_TYPES, PatchError, apply_patch, go_json_type
 from .selectors import SelectorError, parse_label_selector
 from .status import ApiError
 from .store import Change, Key, ResourceStore, Revision, key_of
@@ -570,7 +570,7 @@ class ApiServer:
                 if value is not None and not isinstance(value, str):
                     raise errors.bad_request(
                         f"couldn't get version/kind; json parse error: json: cannot unmarshal "
-                        f"{json_type_name(value)} into Go struct field .{type_field} of type string")
+                        f"{go_json_type(value)} into Go struct field .{type_field} of type string")
         except ApiError as exc:  # no kind known yet: transformDecodeError's "unrecognized" form
             raise errors.bad_request(f"the object provided is unrecognized (must be of type "
                                      f"{strategy.kind}): {exc.message} ({summarize(body)})") from None
@@ -823,21 +823,9 @@ def _innermost_open(text: str, pos: int) -> str:
     return stack[-1] if stack else ""
 
 
-def json_type_name(value) -> str:
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, (int, float)):
-        return "number"
-    return "string" if isinstance(value, str) else "null"
-
-
 def find_kind_error(value) -> str:
     """Go's error for a body that is not a JSON object (it is read into {apiVersion, kind} first)."""
-    return (f"json: cannot unmarshal {json_type_name(value)} into Go value of type struct "
+    return (f"json: cannot unmarshal {go_json_type(value)} into Go value of type struct "
             '{ APIVersion string "json:\\"apiVersion,omitempty\\""; Kind string "json:\\"kind,omitempty\\"" }')
 
 

@@ -70,7 +70,7 @@ def apply_patch(obj, patch_body, content_type):
         raise PatchError(
             400,
             f"error decoding patch: the {media_type} body must be a JSON object, "
-            f"got {_go_json_type(patch)}",
+            f"got {go_json_type(patch)}",
         )
     if media_type == MERGE_PATCH:
         return json_merge_patch(target, patch)
@@ -89,8 +89,8 @@ def _reject_constant(name):
     raise ValueError(f"invalid character {name[0]!r} looking for beginning of value")
 
 
-def _go_json_type(value):
-    """The JSON type name Go's decoder uses in its unmarshal errors."""
+def go_json_type(value) -> str:
+    """The JSON type name Go's decoder prints in its unmarshal errors."""
     if isinstance(value, dict):
         return "object"
     if isinstance(value, list):
@@ -108,7 +108,7 @@ def _apply_json_patch(target, operations):
     if not isinstance(operations, list):
         raise PatchError(
             400,
-            f"json: cannot unmarshal {_go_json_type(operations)} "
+            f"json: cannot unmarshal {go_json_type(operations)} "
             "into Go value of type []handlers.jsonPatchOp",
         )
     for operation in operations:
@@ -127,7 +127,7 @@ def _check_operation_shape(operation):
     if not isinstance(operation, dict):
         raise PatchError(
             400,
-            f"json: cannot unmarshal {_go_json_type(operation)} "
+            f"json: cannot unmarshal {go_json_type(operation)} "
             "into Go value of type handlers.jsonPatchOp",
         )
     for field in ("op", "path", "from"):
@@ -135,7 +135,7 @@ def _check_operation_shape(operation):
         if value is not None and not isinstance(value, str):
             raise PatchError(
                 400,
-                f"json: cannot unmarshal {_go_json_type(value)} into Go struct "
+                f"json: cannot unmarshal {go_json_type(value)} into Go struct "
                 f"field jsonPatchOp.{field} of type string",
             )
 

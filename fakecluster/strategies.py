@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 
 from . import validation
+from .patch import go_json_type
 from .selectors import FieldSelector, SelectorError, parse_field_selector
 
 TERMINAL_PHASES = ("Succeeded", "Failed")
@@ -233,21 +234,8 @@ class DecodeError(ValueError):
     """A body that does not fit the typed object; ``str()`` is Go's decoder message."""
 
 
-def json_type(value) -> str:
-    """The JSON type name Go's decoder prints for ``value``."""
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, (int, float)):
-        return "number"
-    return "string"
-
-
 def _mismatch(value, struct: str, path: str, go_type: str) -> DecodeError:
-    shown = json_type(value)
+    shown = go_json_type(value)
     if shown == "number" and go_type in _INT_RANGES:
         shown = f"number {value!r}"  # Go names the literal it could not fit into the integer
     where = f"Go struct field {struct}.{path}" if path else "Go value"
@@ -266,7 +254,7 @@ class Scalar:
     def decode(self, value, struct: str, path: str):
         if value is None:
             return self.zero
-        if json_type(value) != self.json:
+        if go_json_type(value) != self.json:
             raise _mismatch(value, struct, path, self.name)
         bounds = _INT_RANGES.get(self.name)
         if bounds and (isinstance(value, float) or not bounds[0] <= value <= bounds[1]):

@@ -60,7 +60,7 @@ class KubernetesExecutor(BaseExecutor):
         self.create_pods_after = 0.0
         self.stats: Counter = Counter()
         self.launcher: PodLauncher | None = None
-        self.clean_up_backlog: dict[tuple[str, str], str | None] = {}  # (ns, pod) -> state
+        self.clean_up_backlog: dict[tuple[str, str], tuple[str | None, bool]] = {}  # (ns, pod) -> (state, finished)
         self.watchers_started: list = []  # every watcher this executor ran, for their statistics
         self._next_check: dict[str, float] = {}
 
@@ -170,12 +170,17 @@ class KubernetesExecutor(BaseExecutor):
             self.launched.pop(key, None)
             self.pod_names.pop(key, None)
             self.publish_retries.pop(key, None)
-        self._clean_up(event.pod_name, event.namespace, state)
+        if event.event_type != "DELETED":  # a deleted pod is gone: nothing left to clean up
+            self._clean_up(event.pod_name, event.namespace, state, finished=event.phase in ("Succeeded", "Failed"))
 
-    def _clean_up(self, name: str, namespace: str, state: str | None) -> None:
-        """Delete a finished pod once, or label it done so no watcher replays it again."""
+    def _clean_up(self, name: str, namespace: str, state: str | None, finished: bool = True) -> None:
+        """Delete a finished pod once, or label it done so no watcher replays it again.
+
+        A pod whose try failed before it finished (a fatal container reason) is always deleted:
+        kept, it could still start later and run a try already declared failed."""
         launcher = self._started()
-        delete = self.config.delete_worker_pods and (state != State.FAILED or self.config.delete_worker_pods_on_failure)
+        keep_failed = state == State.FAILED and not self.config.delete_worker_pods_on_failure
+        delete = not finished or (self.config.delete_worker_pods and not keep_failed)
         try:
             if delete:
                 launcher.delete(name, namespace)
@@ -186,15 +191,15 @@ class KubernetesExecutor(BaseExecutor):
                 self.stats["pods_marked_done"] += 1
         except (ApiException, Urllib3Error) as exc:
             # An idle finished pod sends no further event: retry from sync until it works.
-            self.clean_up_backlog[(namespace, name)] = state
+            self.clean_up_backlog[(namespace, name)] = (state, finished)
             log.warning("could not clean up pod %s/%s (will retry): %s", namespace, name,
                         str(exc).splitlines()[0])
         else:
             self.clean_up_backlog.pop((namespace, name), None)
 
     def _retry_clean_ups(self) -> None:
-        for (namespace, name), state in list(self.clean_up_backlog.items())[:CLEAN_UPS_PER_SYNC]:
-            self._clean_up(name, namespace, state)
+        for (namespace, name), (state, finished) in list(self.clean_up_backlog.items())[:CLEAN_UPS_PER_SYNC]:
+            self._clean_up(name, namespace, state, finished)
 
     def _on_resync(self, resync: Resync) -> None:
         """A running try whose pod was created before the list but is not in it has vanished."""

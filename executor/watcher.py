@@ -42,6 +42,7 @@ class PodEvent(NamedTuple):
     annotations: dict
     resource_version: str
     event_type: str = ""   # ADDED, MODIFIED, DELETED, or SYNC for a pod seen in a re-list
+    phase: str = ""
 
 
 class Resync(NamedTuple):
@@ -162,7 +163,8 @@ class JobWatcher:
             # the stream, so it is not passed on (the Resync carries the list's).
             position = "" if event_type == "SYNC" else meta.get("resourceVersion", "")
             self.results.put(PodEvent(meta["name"], meta.get("namespace", ""), found,
-                                      meta.get("annotations") or {}, position, event_type))
+                                      meta.get("annotations") or {}, position, event_type,
+                                      (pod.get("status") or {}).get("phase", "")))
 
     def _relist(self) -> None:
         """List the pods, report each as it stands, and resume watching from the list's RV."""

@@ -31,6 +31,7 @@ from .strategies import DELETE_OPTIONS, DecodeError, NamespaceStrategy, PodStrat
 from .stream import Stream
 from .validation import go_quote
 from .watch import Watcher
+from .wire import dumps
 
 MAX_BODY_BYTES = 3 * 1024 * 1024          # kube-apiserver's MaxRequestBodyBytes
 TOO_NEW_RV_WAIT = 3.0                      # the watch cache's blockTimeout
@@ -607,7 +608,7 @@ def finalized(obj: dict) -> bool:
 
 
 def json_reply(status: int, obj: dict) -> Reply:
-    return Reply(status, json.dumps(obj, separators=(",", ":")).encode())
+    return Reply(status, dumps(obj))
 
 
 def error_reply(error: ApiError) -> Reply:

@@ -8,6 +8,7 @@ switches back when it fires. Everything stays single-threaded and deterministic.
 
 from __future__ import annotations
 
+import gc
 import heapq
 import itertools
 import logging
@@ -18,6 +19,9 @@ import simpy
 
 
 log = logging.getLogger("fakecluster.kernel")
+
+
+GC_YOUNG_THRESHOLD = 20_000  # allocations between young-generation collections while driving
 
 
 class SimulationStalled(RuntimeError):
@@ -244,6 +248,10 @@ class Kernel:
         until = float("inf") if until is None else until
         queue = env._queue
         self._driving = True
+        thresholds = gc.get_threshold()
+        # A simulation keeps a large live heap (objects, watch history, logs) that the young
+        # generation's frequent collections would rescan over and over: collect less often.
+        gc.set_threshold(max(thresholds[0], GC_YOUNG_THRESHOLD), *thresholds[1:])
         try:
             while not finished():
                 while queue and getattr(queue[0][3], "_kubesim_dead", False):
@@ -264,6 +272,7 @@ class Kernel:
                 env.step()
         finally:
             self._driving = False
+            gc.set_threshold(*thresholds)
 
     def describe_blocked(self) -> str:
         if not self.blocked:

@@ -8,10 +8,11 @@ window) and the watchers to fan changes out to.
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
+
+from .wire import event_line
 
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
 
@@ -69,8 +70,6 @@ class Change:
         return self._line
 
 
-def event_line(event_type: str, obj: dict) -> bytes:
-    return json.dumps({"type": event_type, "object": obj}, separators=(",", ":")).encode() + b"\n"
 
 
 def key_of(obj: dict) -> Key:

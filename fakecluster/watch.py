@@ -12,7 +12,8 @@ import json
 
 from .selectors import FieldSelector, LabelSelector
 from .status import ApiError
-from .store import ADDED, DELETED, MODIFIED, Change, ResourceStore, event_line, with_rv
+from .store import ADDED, DELETED, MODIFIED, Change, ResourceStore, with_rv
+from .wire import event_line
 from .stream import Stream
 
 _ids = itertools.count(1)

@@ -145,6 +145,8 @@ def timed_action(world: World, fault: Fault):
             if spec.restore_after:
                 cluster.at(cluster.now + spec.restore_after, lambda: cluster.restore_node(spec.node))
         return lose
+    if action == "delete_node":
+        return lambda: cluster.delete_node(fault.delete_node.node)
     if action == "evict":
         return lambda: evict_running(world, fault.evict.count)
     raise ValueError(f"unknown fault action {action}")

@@ -162,12 +162,17 @@ class LoseNode(Strict):
     restore_after: float | None = Field(default=None, gt=0)
 
 
+class DeleteNode(Strict):
+    node: str = "node-1"
+
+
 class Evict(Strict):
     count: int = Field(default=1, ge=1)
 
 
 ACTIONS = ("expire_watches", "compact", "stall_watches", "drop_watches", "restart_scheduler",
-           "start_scheduler", "lose_node", "evict", "api_errors", "outage", "connection_resets")
+           "start_scheduler", "lose_node", "delete_node", "evict", "api_errors", "outage",
+           "connection_resets")
 
 
 class Fault(Strict):
@@ -184,6 +189,7 @@ class Fault(Strict):
     restart_scheduler: Empty | None = None
     start_scheduler: Empty | None = None
     lose_node: LoseNode | None = None
+    delete_node: DeleteNode | None = None
     evict: Evict | None = None
     api_errors: ApiErrors | None = None
     outage: Outage | None = None

@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from rich.console import Console
@@ -18,6 +19,7 @@ from rich.table import Table
 from .loader import LoadedScenario, ScenarioError, load
 
 BAD_INPUT = 2
+PROGRESS_EVERY = 10.0  # wall seconds between progress lines when output is not a terminal
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,12 +165,19 @@ def run_with_progress(loaded: LoadedScenario, seed, console: Console, run):
     with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task(loaded.id, total=1.0, states="")
 
+        last_line = [time.monotonic()]
+
         def progress(now: float, states: dict) -> None:
             total = sum(states.values()) or 1
             done = states.get("success", 0) + states.get("failed", 0)
-            bar.update(task, completed=done / total, states=f"t={now:,.0f}s {states}")
+            if console.is_terminal:
+                bar.update(task, completed=done / total, states=f"t={now:,.0f}s {states}")
+            elif time.monotonic() - last_line[0] >= PROGRESS_EVERY:  # logs: a line now and then
+                last_line[0] = time.monotonic()
+                print(f"{loaded.id}: {done}/{total} tasks done, virtual t={now:,.0f}s {states}",
+                      file=sys.stderr, flush=True)
 
-        return run(loaded, seed=seed, progress=progress if console.is_terminal else None)
+        return run(loaded, seed=seed, progress=progress)
 
 
 def print_result(console: Console, result) -> None:

@@ -46,7 +46,18 @@ class Result:
                 "virtual_seconds": self.virtual_seconds, "metrics": self.metrics,
                 "failures": [vars(f) for f in self.failures],
                 "api_calls": [{"verb": v, "status": s, "count": n} for v, s, n in self.api_calls],
+                "pods_by_phase": [{"t": t, **counts} for t, counts in thin(self.phases)],
+                "queue_depth": [{"t": t, "queued": depth} for t, depth in thin(self.queue_depth)],
+                "faults": [{"t": t, "action": action} for t, action in self.faults],
                 "replay": self.replay}
+
+
+def thin(series: list, points: int = 500) -> list:
+    """At most ``points`` evenly spaced samples of a time series, always keeping the last."""
+    if len(series) <= points:
+        return series
+    step = len(series) / points
+    return [series[int(i * step)] for i in range(points)] + [series[-1]]
 
 
 def run(loaded: LoadedScenario, seed: int | None = None,

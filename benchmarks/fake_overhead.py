@@ -48,7 +48,6 @@ import io
 import json
 import os
 import resource
-import signal
 import sys
 import time
 from collections import Counter, defaultdict, deque

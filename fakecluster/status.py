@@ -202,7 +202,7 @@ def by_code(code: int, resource: str = "pods", name: str | None = None,
         429: lambda: too_many_requests(retry_after),
         500: lambda: internal_error("injected fault"),
         503: lambda: service_unavailable(retry_after=retry_after),
-        504: lambda: timeout(f"request did not complete within the allotted timeout", retry_after),
+        504: lambda: timeout("request did not complete within the allotted timeout", retry_after),
     }
     if code not in makers:
         raise ValueError(f"no canonical Kubernetes error for HTTP {code}; "

@@ -10,7 +10,7 @@ from fakecluster import SimulationStalled
 
 from . import metrics as measure
 from .build import build_world
-from .invariants import Violation, Watchdog, final_checks
+from .invariants import Watchdog, final_checks
 from .loader import LoadedScenario
 
 

@@ -72,7 +72,7 @@ def run(loaded: LoadedScenario, seed: int | None = None,
     failures: list[Failure] = []
     limit = scenario.until.max_virtual_seconds
     if progress is not None:
-        tick = max(1.0, limit / 200)
+        tick = min(max(1.0, limit / 200), 30.0)  # virtual seconds between progress reports
         report = lambda: (progress(world.cluster.now, world.states()), world.cluster.at(world.cluster.now + tick, report))
         world.cluster.at(0, report)
     try:

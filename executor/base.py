@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import heapq
 import logging
 from typing import Any
 
-from .keys import CommandType, State, TaskInstanceKey
+from .keys import CommandType, InvalidCommand, State, TaskInstanceKey
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +55,16 @@ class BaseExecutor:
         self.sync()
 
     def trigger_tasks(self, open_slots: int) -> None:
-        by_priority = sorted(self.queued_tasks.items(), key=lambda item: -item[1][1])
-        for key, (command, _priority, queue, executor_config) in by_priority[:max(open_slots, 0)]:
+        """Hand the highest-priority queued commands (first queued first among equals) to
+        ``execute_async``; a command it refuses fails its try and frees the slot."""
+        chosen = heapq.nlargest(max(open_slots, 0), self.queued_tasks.items(), key=lambda item: item[1][1])
+        for key, (command, _priority, queue, executor_config) in chosen:
             del self.queued_tasks[key]
             self.running.add(key)
-            self.execute_async(key, command, queue, executor_config)
+            try:
+                self.execute_async(key, command, queue, executor_config)
+            except InvalidCommand as exc:
+                self.fail(key, str(exc))
 
     def get_event_buffer(self, dag_ids=None) -> dict[TaskInstanceKey, tuple[str | None, Any]]:
         """Hand over (and forget) the events, optionally only those of some DAGs."""

@@ -63,9 +63,13 @@ class TaskStore:
         self.runtime = runtime
         self.tis: dict[tuple, TaskInstance] = {}
         self.jobs: dict[str, JobRecord] = {}
+        # Task instances by state (insertion-ordered), so the scheduler's per-loop questions
+        # cost what they return, not the whole store. Change states through set_state only.
+        self._by_state: dict[str | None, dict[tuple, TaskInstance]] = {}
 
     def add(self, ti: TaskInstance) -> TaskInstance:
         self.tis[ti.primary] = ti
+        self._by_state.setdefault(ti.state, {})[ti.primary] = ti
         self._log(ti)
         return ti
 
@@ -74,6 +78,8 @@ class TaskStore:
 
     def set_state(self, ti: TaskInstance, state: str | None) -> None:
         if ti.state != state:
+            self._by_state.get(ti.state, {}).pop(ti.primary, None)
+            self._by_state.setdefault(state, {})[ti.primary] = ti
             ti.state = state
             self._log(ti)
 
@@ -81,10 +87,10 @@ class TaskStore:
         ti.history.append((self.runtime.now(), ti.state, ti.try_number))
 
     def in_state(self, *states) -> list[TaskInstance]:
-        return [ti for ti in self.tis.values() if ti.state in states]
+        return [ti for state in states for ti in self._by_state.get(state, {}).values()]
 
     def queued_by(self, job_id: str) -> list[TaskInstance]:
-        return [ti for ti in self.tis.values() if ti.state == State.QUEUED and ti.queued_by_job_id == str(job_id)]
+        return [ti for ti in self.in_state(State.QUEUED) if ti.queued_by_job_id == str(job_id)]
 
     def reset_to_scheduled(self, key: TaskInstanceKey) -> None:
         """Give back a try that never ran: it does not count against the retries."""
@@ -95,7 +101,8 @@ class TaskStore:
             self.set_state(ti, State.SCHEDULED)
 
     def all_done(self) -> bool:
-        return all(ti.state in TERMINAL for ti in self.tis.values())
+        terminal = sum(len(self._by_state.get(state, ())) for state in TERMINAL)
+        return terminal == len(self.tis)
 
     # -- what task processes write -------------------------------------------------------------
 

@@ -90,16 +90,6 @@ class KubernetesExecutor(BaseExecutor):
         check_command(command)
         super().queue_command(key, command, priority, queue, executor_config)
 
-    def trigger_tasks(self, open_slots: int) -> None:
-        by_priority = sorted(self.queued_tasks.items(), key=lambda item: -item[1][1])
-        for key, (command, _priority, queue, executor_config) in by_priority[:max(open_slots, 0)]:
-            del self.queued_tasks[key]
-            self.running.add(key)
-            try:
-                self.execute_async(key, command, queue, executor_config)
-            except InvalidCommand as exc:
-                self.fail(key, str(exc))
-
     def execute_async(self, key: TaskInstanceKey, command: CommandType, queue: str | None = None,
                       executor_config: Any = None) -> None:
         check_command(command)

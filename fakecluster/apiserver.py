@@ -86,6 +86,7 @@ class ServerOptions:
     """Fidelity knobs where Kubernetes versions differ or the reference is unverified."""
 
     watch_cache_size: int = 100 * 1024
+    watch_cache_seconds: float | None = None   # Kubernetes also drops events older than 75 s
     bookmark_interval: float = 60.0
     min_request_timeout: float = 1800.0
     deleted_event_has_deletion_timestamp: bool = True
@@ -105,7 +106,8 @@ class ApiServer:
             "events": Strategy("events", "Event", True),
         }
         self.stores = {name: ResourceStore(name, s.kind, s.namespaced, self.revision,
-                                           self.options.watch_cache_size)
+                                           self.options.watch_cache_size, self.options.watch_cache_seconds,
+                                           clock=lambda: kernel.env.now)
                        for name, s in self.strategies.items()}
         self.compacted_rv = 0
         self._rv_waiters: list[tuple[int, object]] = []

@@ -43,6 +43,7 @@ class FakeCluster:
 
     def __init__(self, seed: int = 0, nodes: int = 3, node_cpu: str = "8", node_memory: str = "32Gi",
                  node_pods: int = 110, watch_cache_size: int = 100 * 1024,
+                 watch_cache_seconds: float | None = None,
                  namespaces: tuple[str, ...] = ("default", "kube-system"),
                  behaviour: Behaviour | None = None, faults: Faults | None = None,
                  options: ServerOptions | None = None, scheduling_delay: float = 0.0,
@@ -58,6 +59,7 @@ class FakeCluster:
         self.runtime = SimRuntime(self.kernel)
         options = options or ServerOptions()
         options.watch_cache_size = watch_cache_size
+        options.watch_cache_seconds = watch_cache_seconds
         self.server = ApiServer(self.kernel, self.rng, self.timestamp, options)
         self.faults = faults or Faults()
         self.gateway = Gateway(self.server, self.kernel, self.rng, self.faults)

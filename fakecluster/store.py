@@ -15,6 +15,7 @@ from typing import Callable, Iterable, Iterator
 from .wire import event_line
 
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
+MIN_HISTORY = 100  # the watch cache keeps at least this many changes (defaultLowerBoundCapacity)
 
 Key = tuple[str, str]  # (namespace, name); namespace is "" for cluster-scoped resources
 
@@ -61,6 +62,7 @@ class Change:
     type: str
     obj: dict            # the new state; for DELETED the last state, stamped with ``rv``
     prev: dict | None    # the state before, for selector transitions
+    at: float = 0.0      # virtual time of the change, for a time-bounded window
     _line: bytes | None = field(default=None, repr=False)
 
     def line(self) -> bytes:
@@ -89,7 +91,8 @@ class ResourceStore:
     """Objects of one resource type, their index, their watch-cache window and their watchers."""
 
     def __init__(self, resource: str, kind: str, namespaced: bool, revision: Revision,
-                 history_size: int = 100 * 1024):
+                 history_size: int = 100 * 1024, fresh_seconds: float | None = None,
+                 clock: Callable[[], float] = lambda: 0.0):
         self.resource, self.kind, self.namespaced = resource, kind, namespaced
         self.revision = revision
         self.objects: dict[Key, dict] = {}
@@ -97,6 +100,8 @@ class ResourceStore:
         self.label_index: dict[tuple[str, str], set[Key]] = {}
         self.history: deque[Change] = deque()
         self.history_size = history_size
+        self.fresh_seconds = fresh_seconds  # also drop changes older than this (kube: 75 s)
+        self.clock = clock
         self.floor = revision.value  # a watch from any RV >= floor can be served from history
         self.watchers = WatcherIndex()
         self.listeners: list[Callable[[Change], None]] = []  # in-process observers (trace, model)
@@ -145,7 +150,7 @@ class ResourceStore:
         rv = self.revision.next()
         obj = with_rv(obj, rv)
         self._put(key_of(obj), obj, None)
-        self._record(Change(rv, ADDED, obj, None))
+        self._record(Change(rv, ADDED, obj, None, self.clock()))
         return obj
 
     def replace(self, obj: dict) -> dict:
@@ -155,7 +160,7 @@ class ResourceStore:
         rv = self.revision.next()
         obj = with_rv(obj, rv)
         self._put(key, obj, prev)
-        self._record(Change(rv, MODIFIED, obj, prev))
+        self._record(Change(rv, MODIFIED, obj, prev, self.clock()))
         return obj
 
     def update(self, namespace: str, name: str, mutate: Callable[[dict], dict]) -> dict | None:
@@ -173,7 +178,7 @@ class ResourceStore:
         rv = self.revision.next()
         final = with_rv(last or prev, rv)
         self._drop(key, prev)
-        self._record(Change(rv, DELETED, final, prev))
+        self._record(Change(rv, DELETED, final, prev, self.clock()))
         return final
 
     def compact(self, keep: int = 0) -> None:
@@ -211,6 +216,10 @@ class ResourceStore:
         self.history.append(change)
         if len(self.history) > self.history_size:
             self.floor = self.history.popleft().rv
+        elif self.fresh_seconds is not None:
+            stale = change.at - self.fresh_seconds
+            while len(self.history) > MIN_HISTORY and self.history[0].at < stale:
+                self.floor = self.history.popleft().rv
         for watcher in self.watchers.interested(change):
             watcher.offer(change)
         if self.listeners:

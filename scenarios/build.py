@@ -31,6 +31,7 @@ def build_world(scenario: Scenario, seed: int) -> World:
                           unschedulable_probability=work.unschedulable_probability)
     cluster = FakeCluster(seed=seed, nodes=spec.nodes, node_cpu=spec.node.cpu, node_memory=spec.node.memory,
                           node_pods=spec.node.pods, watch_cache_size=spec.watch_cache_size,
+                          watch_cache_seconds=spec.watch_cache_seconds,
                           namespaces=tuple(dict.fromkeys(["default", "kube-system", *spec.namespaces])),
                           behaviour=behaviour, faults=faults, scheduling_delay=spec.scheduling_delay)
     world = World(cluster, scenario.executor_config(), scenario.scheduler.loop_interval)

@@ -76,6 +76,8 @@ class ClusterSpec(Strict):
     nodes: int = Field(default=3, ge=1, description="how many identical nodes")
     node: NodeSpec = NodeSpec()
     watch_cache_size: int = Field(default=100 * 1024, ge=1, description="events the watch cache keeps")
+    watch_cache_seconds: float | None = Field(default=None, gt=0, description=
+                                              "also drop events older than this (kube-apiserver: 75)")
     api_latency: dict[str, Distribution] = Field(default_factory=dict,
                                                  description='latency by verb (get, list, watch, create, '
                                                              'update, patch, delete) or "*"')

@@ -642,3 +642,31 @@ def test_running_under_a_supported_client_generation():
     events = cluster.run(lambda: (settled(cluster, api, "a"), stream(api, timeout_seconds=1))[1])
     # the model class the client deserialises into differs by generation; the events do not
     assert [(t, name_of(o)) for t, o in events] == [("ADDED", "a")]
+
+
+def test_a_time_bounded_watch_cache_forgets_changes_older_than_its_window():
+    # kube-apiserver keeps about 75 s of events (eventFreshDuration), never fewer than 100.
+    cluster = FakeCluster(seed=3, watch_cache_seconds=75)
+    api = kubernetes.client.CoreV1Api(cluster.api_client())
+    unschedulable = {"kubesim.io/unschedulable": "true"}
+
+    def scenario():
+        first = api.create_namespaced_pod("default", {
+            "metadata": {"name": "p-0", "annotations": unschedulable},
+            "spec": {"containers": [{"name": "base", "image": "busybox:1"}]}})
+        for i in range(1, 150):
+            api.create_namespaced_pod("default", {
+                "metadata": {"name": f"p-{i}", "annotations": unschedulable},
+                "spec": {"containers": [{"name": "base", "image": "busybox:1"}]}})
+            cluster.sleep(1)
+        return int(first.metadata.resource_version)
+
+    first_rv = cluster.run(scenario)
+    pods = cluster.server.pods
+    assert len(pods.history) >= 100                                   # the lower bound holds
+    assert all(c.at >= cluster.now - 75 for c in list(pods.history)[-75:])
+    assert pods.floor > first_rv                                      # the oldest changes are gone
+    with pytest.raises(kubernetes.client.ApiException) as caught:
+        cluster.run(lambda: list(kubernetes.watch.Watch().stream(
+            api.list_namespaced_pod, "default", resource_version=str(first_rv), timeout_seconds=5)))
+    assert caught.value.status == 410

@@ -100,7 +100,9 @@ class KubernetesExecutor(BaseExecutor):
             self.fail(key, f"Invalid executor_config passed: {exc}")
             return
         self.event_buffer[key] = (State.QUEUED, self.job_id)
-        name = self.pod_names.setdefault(key, new_pod_name(key, self.rng))
+        if key not in self.pod_names:  # fixed per try: a retried create must reuse it
+            self.pod_names[key] = new_pod_name(key, self.rng)
+        name = self.pod_names[key]
         self.task_queue.append(KubeJob(key, command, pod_override, name))
         self.last_handled[key] = self.runtime.now()
 

@@ -302,7 +302,7 @@ class ApiServer:
         elif not requested:
             pass  # sendInitialEvents=false from "now": only changes from here on
         elif requested < store.floor:
-            watcher.send_error(errors.expired(f"too old resource version: {requested} ({store.floor})"))
+            watcher.send_error(errors.too_old_resource_version(requested, store.floor))
             return WatchReply(stream, watcher)
         else:
             for change in store.changes_after(requested):

@@ -21,8 +21,9 @@ from .kubelet import Kubelets, ready
 from .nodes import NodeState, node_object, parse_quantity, pod_requests, ready_condition
 from .runtime import EPOCH, SimRuntime
 from .scheduler import Scheduler, with_condition
-from .status import ApiError
+from .status import too_old_resource_version
 from .store import ADDED, DELETED, MODIFIED, Change
+from .transport import FakePoolManager
 
 HOST = "https://kubesim.local"
 NODE_MONITOR_GRACE = 50.0       # node-monitor-grace-period since v1.32
@@ -129,7 +130,6 @@ class FakeCluster:
 
     def api_client(self, configuration: kubernetes.client.Configuration | None = None):
         """A real ``kubernetes.client.ApiClient`` whose network is this cluster."""
-        from .transport import FakePoolManager
         configuration = configuration or kubernetes.client.Configuration()
         configuration.host = HOST
         client = kubernetes.client.ApiClient(configuration)
@@ -250,7 +250,7 @@ class FakeCluster:
             if compact:
                 store.compact()
             for watcher in list(store.watchers.all()):
-                watcher.send_error(expired_error(store.floor - 1 if store.floor else 0, store.floor))
+                watcher.send_error(too_old_resource_version(store.floor - 1 if store.floor else 0, store.floor))
                 ended += 1
         return ended
 
@@ -503,8 +503,3 @@ def eviction_message(pod: dict, resource: str) -> str:
         message += (f"Container {container.get('name')} was using {using}, request is {request}, "
                     f"has larger consumption of {resource}. ")
     return message
-
-
-def expired_error(requested: int, floor: int) -> ApiError:
-    from . import status
-    return status.expired(f"too old resource version: {requested} ({floor})")

@@ -129,6 +129,11 @@ def expired(message: str, metadata: dict | None = None) -> ApiError:
     return ApiError(410, "Expired", message, metadata=metadata)
 
 
+def too_old_resource_version(requested: int, floor: int) -> ApiError:
+    """The watch cache's 410 (the ERROR event of a watch started before its window)."""
+    return expired(f"too old resource version: {requested} ({floor})")
+
+
 def forbidden(resource: str, name: str | None, why: str) -> ApiError:
     subject = f'{resource} "{name}"' if name else resource
     return ApiError(403, "Forbidden", f"{subject} is forbidden: {why}", _details(name, resource))

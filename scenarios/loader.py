@@ -201,7 +201,3 @@ def variant_id(entry: dict) -> str:
     varied = {k: v for k, v in entry.items() if not str(k).startswith("expect")} or entry
     return ",".join(f"{str(key).rsplit('.', 1)[-1]}={value}" for key, value in varied.items()
                     if not isinstance(value, (dict, list)))
-
-
-def find_scenarios(root: str | Path) -> list[Path]:
-    return sorted(Path(root).rglob("*.yaml"))

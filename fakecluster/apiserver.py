@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import random
 from dataclasses import dataclass, field
@@ -55,8 +56,15 @@ class Request:
         path, _, query = url.partition("?")
         if "://" in path:
             path = "/" + path.split("/", 3)[3] if path.count("/") >= 3 else "/"
-        return cls(method.upper(), unquote(path), dict(parse_qsl(query, keep_blank_values=True)),
+        if "%" in path:
+            path = unquote(path)
+        return cls(method.upper(), path, dict(parse_qsl(query, keep_blank_values=True)) if query else {},
                    {k.lower(): v for k, v in (headers or {}).items()}, body)
+
+    @functools.cached_property
+    def parts(self) -> list[str]:
+        """The path's segments, split once for the gateway and the router."""
+        return [p for p in self.path.split("/") if p]
 
 
 @dataclass
@@ -131,7 +139,7 @@ class ApiServer:
     def _dispatch(self, request: Request) -> Reply | WatchReply:
         if request.path in ("/version", "/version/"):
             return json_reply(200, VERSION)
-        route = self.route(request.path)
+        route = self.route(request.parts)
         method, item = request.method, route.name is not None
         if route.subresource not in (None, "status"):
             raise errors.unknown_resource()
@@ -151,8 +159,8 @@ class ApiServer:
             raise errors.entity_too_large(MAX_BODY_BYTES)
         return handler(route, request)
 
-    def route(self, path: str) -> Route:
-        parts = [p for p in path.split("/") if p]
+    def route(self, path: str | list[str]) -> Route:
+        parts = [p for p in path.split("/") if p] if isinstance(path, str) else path
         if parts[:2] != ["api", "v1"]:
             raise errors.unknown_resource()
         parts = parts[2:]

@@ -21,7 +21,7 @@ _COLLECTION_VERBS = {"GET": "list", "POST": "create", "DELETE": "deletecollectio
 
 def classify(request: Request) -> tuple[str, str, str | None]:
     """(verb, resource, name) of a request, as Kubernetes' RequestInfo would name them."""
-    parts = [p for p in request.path.split("/") if p][2:]
+    parts = request.parts[2:]
     if len(parts) >= 3 and parts[0] == "namespaces":
         parts = parts[2:]
     resource = parts[0] if parts else ""

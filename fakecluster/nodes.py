@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import uuid
@@ -18,7 +19,11 @@ def parse_quantity(value, unit: str = "") -> float:
     """A Kubernetes quantity ("500m", "2", "1.5Gi", "1e3") as a number (cores or bytes)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
-    text = str(value).strip()
+    return _parse_text(str(value).strip(), unit)
+
+
+@functools.lru_cache(maxsize=1024)  # a load asks for the same few sizes over and over
+def _parse_text(text: str, unit: str) -> float:
     match = _QUANTITY.match(text)
     if not match:
         raise ValueError(f"quantities must match the regular expression "

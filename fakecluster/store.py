@@ -40,14 +40,16 @@ class Revision:
 
     def notify(self, listeners: list, change: "Change") -> None:
         """Call ``listeners`` with ``change`` after those of every earlier change, in RV order."""
-        self._pending.append((listeners, change))
-        if self._dispatching:
-            return  # a listener wrote: the outer loop delivers this once the current one is done
+        if self._dispatching:  # a listener wrote: delivered once the current change is done
+            self._pending.append((listeners, change))
+            return
         self._dispatching = True
         try:
+            for listener in tuple(listeners):
+                listener(change)
             while self._pending:
                 targets, pending = self._pending.popleft()
-                for listener in list(targets):
+                for listener in tuple(targets):
                     listener(pending)
         finally:
             self._dispatching = False
@@ -222,6 +224,7 @@ class ResourceStore:
                 self.floor = self.history.popleft().rv
         for watcher in self.watchers.interested(change):
             watcher.offer(change)
+        change._line = None  # a watcher resuming from history encodes it again: keep the window small
         if self.listeners:
             self.revision.notify(self.listeners, change)
 

@@ -250,6 +250,10 @@ class Scalar:
     name: str            # the Go type as printed: "string", "int64", "v1.RestartPolicy", ...
     json: str = "string"  # the one JSON type it takes
     zero: object = ""
+    plain: type | None = field(init=False, default=None)  # values of this type pass unchecked
+
+    def __post_init__(self):
+        object.__setattr__(self, "plain", {"string": str, "bool": bool}.get(self.json))
 
     def decode(self, value, struct: str, path: str):
         if value is None:
@@ -265,6 +269,7 @@ class Scalar:
 @dataclass(frozen=True)
 class ListOf:
     item: object
+    plain = None
 
     @property
     def name(self) -> str:
@@ -275,19 +280,24 @@ class ListOf:
             return None
         if not isinstance(value, list):
             raise _mismatch(value, struct, path, self.name)
-        return [self.item.decode(item, struct, path) for item in value]
+        decoded = [self.item.decode(item, struct, path) for item in value]
+        return value if all(new is old for new, old in zip(decoded, value)) else decoded
 
 
 @dataclass(frozen=True)
 class MapOf:
     value: object
     name: str = "map[string]string"
+    plain = None
 
     def decode(self, value, struct: str, path: str):
         if value is None:
             return None
         if not isinstance(value, dict):
             raise _mismatch(value, struct, path, self.name)
+        plain = self.value.plain
+        if plain is not None and all(type(item) is plain for item in value.values()):
+            return value  # labels and annotations: all strings, nothing to convert
         return {key: self.value.decode(item, struct, path) for key, item in value.items()}
 
 
@@ -295,6 +305,7 @@ class MapOf:
 class Struct:
     name: str                                   # "v1.ObjectMeta"
     fields: dict = field(default_factory=dict)  # JSON name -> type; other fields pass through
+    plain = None
 
     def decode(self, value, struct: str, path: str):
         if value is None:
@@ -302,17 +313,25 @@ class Struct:
         if not isinstance(value, dict):
             raise _mismatch(value, struct, path, self.name)
         inner = self.name.rsplit(".", 1)[-1]
-        decoded = {}
+        changed = {}  # the decoded object shares everything that needed no change
+        fields = self.fields
         for key, item in value.items():
-            kind = self.fields.get(key)
-            if kind is None:
-                if item is not None:
-                    decoded[key] = item
-                continue
             if item is None:
-                continue  # a null field is the zero value, which the server leaves out
-            decoded[key] = kind.decode(item, inner, f"{path}.{key}" if path else key)
-        return decoded
+                changed[key] = _DROP  # a null field is the zero value, which the server leaves out
+                continue
+            kind = fields.get(key)
+            if kind is None or type(item) is kind.plain:
+                continue  # unknown fields pass through; plain strings need no check
+            new = kind.decode(item, inner, f"{path}.{key}" if path else key)
+            if new is not item:
+                changed[key] = new
+        if not changed:
+            return value
+        pairs = ((key, changed.get(key, item)) for key, item in value.items())
+        return {key: item for key, item in pairs if item is not _DROP}
+
+
+_DROP = object()  # marks a field the decoded object leaves out
 
 
 # resource.Quantity (k8s.io/apimachinery/pkg/api/resource): a string or a bare JSON number.
@@ -323,6 +342,7 @@ _QUANTITY = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+
 
 class QuantityType:
     name = "resource.Quantity"
+    plain = None
 
     def decode(self, value, struct: str, path: str):
         if value is None:

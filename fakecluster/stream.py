@@ -33,7 +33,10 @@ class Stream:
     def write_chunk(self, payload: bytes) -> None:
         if not self._open():
             return
-        self._buffer += b"%x\r\n%s\r\n" % (len(payload), payload)
+        buffer = self._buffer  # three appends: formatting would copy the payload once more
+        buffer += b"%x\r\n" % len(payload)
+        buffer += payload
+        buffer += b"\r\n"
         self._wake()
 
     def write_raw(self, data: bytes) -> None:

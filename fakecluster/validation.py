@@ -7,6 +7,7 @@ in UTF-8 bytes, as Go's len() does.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Iterable, Mapping
@@ -101,10 +102,15 @@ def dns1123_label_errors(value: str) -> list[str]:
 
 def label_key_errors(key: str) -> list[str]:
     """A Kubernetes "qualified name": optional DNS-subdomain prefix and '/', then a short name."""
+    return list(_label_key_problems(key))
+
+
+@functools.lru_cache(maxsize=4096)  # every pod of a load carries the same few keys
+def _label_key_problems(key: str) -> tuple[str, ...]:
     parts = key.split("/")
     if len(parts) > 2:
-        return [f"a qualified name {_LABEL_NAME_ERROR} with an optional DNS subdomain prefix and '/' "
-                "(e.g. 'example.com/MyName')"]
+        return (f"a qualified name {_LABEL_NAME_ERROR} with an optional DNS subdomain prefix and '/' "
+                "(e.g. 'example.com/MyName')",)
     errors = _prefix_errors(parts[0]) if len(parts) == 2 else []
     name = parts[-1]
     if not name:
@@ -113,7 +119,7 @@ def label_key_errors(key: str) -> list[str]:
         errors.append("name part " + _max_len_error(LABEL_NAME_MAX))
     if not _is_label_name(name):
         errors.append("name part " + _LABEL_NAME_ERROR)
-    return errors
+    return tuple(errors)
 
 
 def _prefix_errors(prefix: str) -> list[str]:

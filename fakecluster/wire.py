@@ -5,11 +5,21 @@ from __future__ import annotations
 
 import orjson
 
+# The object most recently encoded and its bytes. A write encodes its object twice in a row:
+# once as the watch event every watcher shares, once as the reply body (the same dict, never
+# mutated: the store makes new dicts on every write). Holding it keeps its id from being reused.
+_last: tuple[object, bytes] = (None, b"null")
+
 
 def dumps(obj) -> bytes:
-    return orjson.dumps(obj)
+    global _last
+    if obj is _last[0]:
+        return _last[1]
+    encoded = orjson.dumps(obj)
+    _last = (obj, encoded)
+    return encoded
 
 
 def event_line(event_type: str, obj: dict) -> bytes:
     """One watch event, newline-terminated, as the client's line splitter expects."""
-    return b'{"type":"%s","object":%s}\n' % (event_type.encode(), orjson.dumps(obj))
+    return b'{"type":"%s","object":%s}\n' % (event_type.encode(), dumps(obj))

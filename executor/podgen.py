@@ -82,9 +82,14 @@ def _slugify(text: str) -> str:
 
 # -- labels and annotations -------------------------------------------------------------------
 
+_is_safe_label_value = re.compile(r"(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?)?").fullmatch
+
+
 def make_safe_label_value(value: str) -> str:
     """``value`` as a valid label value (at most 63 characters). A value that had to change gets
     a hash of the original appended, so distinct values stay distinct."""
+    if len(value) <= LABEL_VALUE_MAX_LENGTH and _is_safe_label_value(value):
+        return value  # the common case: nothing to strip
     safe = re.sub(r"[^-A-Za-z0-9_.]", "", value)
     safe = re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", safe)
     if safe == value and len(safe) <= LABEL_VALUE_MAX_LENGTH:

@@ -13,7 +13,6 @@ tracking the resourceVersion of every event it sees. Improvements on upstream:
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import NamedTuple
 
@@ -21,6 +20,11 @@ from kubernetes import client, watch
 from kubernetes.watch.watch import iter_resp_lines
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError as Urllib3Error
+
+try:  # parses a watch event three to four times faster than the standard library
+    from orjson import loads as parse_json
+except ImportError:  # pragma: no cover - orjson is a dependency; the executor runs without it
+    from json import loads as parse_json
 
 from .config import ExecutorConfig
 from .events import DONE_LABEL, Verdict, verdict
@@ -135,7 +139,7 @@ class JobWatcher:
             for line in iter_resp_lines(self._response):
                 if not line:
                     continue
-                event = json.loads(line)
+                event = parse_json(line)
                 if event["type"] == "ERROR":
                     status = event["object"]
                     raise ApiException(status=status.get("code"),
@@ -173,7 +177,7 @@ class JobWatcher:
         function, *args = self._list_call()
         response = function(*args, label_selector=self.selector, _preload_content=False,
                             **self._request_timeout())
-        listing = json.loads(response.data)
+        listing = parse_json(response.data)
         names = []
         for pod in listing.get("items") or []:
             names.append(pod["metadata"]["name"])

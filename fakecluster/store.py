@@ -8,7 +8,7 @@ window) and the watchers to fan changes out to.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
@@ -235,17 +235,24 @@ class WatcherIndex:
     def __init__(self):
         self._by_label: dict[tuple[str, str, str | None], set] = {}
         self._unindexed: dict[str | None, set] = {}
+        self._label_keys: Counter[str] = Counter()  # label keys some watcher is indexed by
         self.count = 0
 
     def add(self, watcher) -> None:
         self._bucket(watcher).add(watcher)
         self.count += 1
+        if watcher.index_label is not None:
+            self._label_keys[watcher.index_label[0]] += 1
 
     def discard(self, watcher) -> None:
         bucket = self._bucket(watcher)
         if watcher in bucket:
             bucket.remove(watcher)
             self.count -= 1
+            if watcher.index_label is not None:
+                self._label_keys[watcher.index_label[0]] -= 1
+                if not self._label_keys[watcher.index_label[0]]:
+                    del self._label_keys[watcher.index_label[0]]
 
     def all(self) -> list:
         found = [w for bucket in (*self._unindexed.values(), *self._by_label.values()) for w in bucket]
@@ -262,10 +269,13 @@ class WatcherIndex:
             return []
         namespace = change.obj["metadata"].get("namespace", "")
         found = [*self._unindexed.get(None, ()), *self._unindexed.get(namespace, ())]
-        if self._by_label:
-            items = set(labels_of(change.obj).items()) | set(labels_of(change.prev).items())
-            for key, value in items:
-                found.extend(self._by_label.get((key, value, None), ()))
-                found.extend(self._by_label.get((key, value, namespace), ()))
+        if self._label_keys:  # look up only the label keys watchers are indexed by
+            now, before = labels_of(change.obj), labels_of(change.prev)
+            for key in self._label_keys:
+                values = {now.get(key), before.get(key)}
+                values.discard(None)
+                for value in values:
+                    found.extend(self._by_label.get((key, value, None), ()))
+                    found.extend(self._by_label.get((key, value, namespace), ()))
         # a stable order keeps fan-out (and so the trace) deterministic
         return sorted(found, key=lambda w: w.id) if len(found) > 1 else found

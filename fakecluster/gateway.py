@@ -35,7 +35,7 @@ def classify(request: Request) -> tuple[str, str, str | None]:
     return verb, resource, name
 
 
-@dataclass
+@dataclass(slots=True)  # one per request, kept for the whole run
 class Call:
     """One API call as the trace records it."""
 

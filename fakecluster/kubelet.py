@@ -15,6 +15,7 @@ when it comes back they carry on from where the virtual clock now is.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -380,6 +381,7 @@ def _go_duration(seconds: float) -> str:
     return f"{seconds // 60}m{seconds % 60}s" if seconds >= 60 else f"{seconds}s"
 
 
+@functools.lru_cache(maxsize=1024)  # a load runs the same few images
 def image_id(image: str) -> str:
     digest = hashlib.sha256(image.encode()).hexdigest()
     name = image.split("@")[0].rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
@@ -396,6 +398,7 @@ def _status(pod: dict, **changes) -> dict:
     return {**pod, "status": {**pod.get("status", {}), **changes}}
 
 
+@functools.lru_cache(maxsize=4096)  # asked again at every status write of the same pod
 def _container_id(uid: str) -> str:
     return "containerd://" + hashlib.sha256(uid.encode()).hexdigest()
 

@@ -7,6 +7,8 @@ from .apiserver import ServerOptions
 from .behaviour import Behaviour, Outcome
 from .cluster import FakeCluster
 from .faults import ErrorRule, Faults, Outage, constant, exponential, lognormal, uniform
+from .httpserver import HttpServer, serve
+from .httpwire import HttpLimits
 from .kernel import HorizonExceeded, NotInSimulation, Process, SimulationStalled
 from .runtime import SimRuntime
 
@@ -14,4 +16,5 @@ __all__ = [
     "FakeCluster", "Behaviour", "Outcome", "Faults", "ErrorRule", "Outage", "ServerOptions",
     "SimRuntime", "Process", "SimulationStalled", "HorizonExceeded", "NotInSimulation",
     "constant", "uniform", "exponential", "lognormal",
+    "serve", "HttpServer", "HttpLimits",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import random
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Callable
 
 import kubernetes.client
@@ -48,8 +48,10 @@ class FakeCluster:
                  namespaces: tuple[str, ...] = ("default", "kube-system"),
                  behaviour: Behaviour | None = None, faults: Faults | None = None,
                  options: ServerOptions | None = None, scheduling_delay: float = 0.0,
-                 horizon: float = 30 * 24 * 3600.0, trace: bool = True, record_events: bool = True):
+                 horizon: float = 30 * 24 * 3600.0, trace: bool = True, record_events: bool = True,
+                 epoch: datetime | None = None):
         self.seed = seed
+        self.epoch = epoch or EPOCH  # virtual t=0 as a UTC instant (kubesim serve: the wall clock's now)
         self.record_events = record_events  # core/v1 Events (FailedScheduling, BackOff, Evicted...)
         self._stamp: tuple[int, str] = (-1, "")
         self.rng = random.Random(seed)
@@ -93,13 +95,13 @@ class FakeCluster:
         return self.env.now
 
     def utcnow(self):
-        return EPOCH + timedelta(seconds=self.env.now)
+        return self.epoch + timedelta(seconds=self.env.now)
 
     def timestamp(self, offset: float = 0.0) -> str:
         """RFC 3339 time, as Kubernetes writes it in object metadata and status (whole seconds)."""
         second = int((self.env.now + offset) // 1)
         if second != self._stamp[0]:
-            self._stamp = (second, (EPOCH + timedelta(seconds=second)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+            self._stamp = (second, (self.epoch + timedelta(seconds=second)).strftime("%Y-%m-%dT%H:%M:%SZ"))
         return self._stamp[1]
 
     def run(self, fn: Callable, *args, until: float | None = None) -> Any:
@@ -218,7 +220,7 @@ class FakeCluster:
         known = self._event_names.get(aggregate)
         if known is not None and store.get(*known) is not None:
             return store.update(*known, lambda e: {**e, "count": e.get("count", 1) + 1, "lastTimestamp": when})
-        nanos = int(round(self.env.now * 1e9)) + int(EPOCH.timestamp()) * 10**9 + len(self._event_names)
+        nanos = int(round(self.env.now * 1e9)) + int(self.epoch.timestamp()) * 10**9 + len(self._event_names)
         name = f"{meta['name'][:230]}.{nanos:x}"
         involved = {"kind": obj.get("kind", "Pod"), "namespace": namespace, "name": meta["name"],
                     "uid": meta.get("uid"), "apiVersion": obj.get("apiVersion", "v1"),

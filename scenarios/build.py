@@ -23,22 +23,27 @@ def draw(dist: Distribution):
 
 
 def build_world(scenario: Scenario, seed: int) -> World:
+    cluster = build_cluster(scenario, seed)
+    world = World(cluster, scenario.executor_config(), scenario.scheduler.loop_interval)
+    for fault in scenario.faults:
+        schedule_fault(world, fault)
+    add_workload(world, scenario.workload, seed)
+    return world
+
+
+def build_cluster(scenario: Scenario, seed: int, **options) -> FakeCluster:
+    """The scenario's cluster (nodes, behaviour, API latency); ``options`` go to FakeCluster."""
     spec, work = scenario.cluster, scenario.workload
     faults = Faults(latency={verb: draw(d) for verb, d in spec.api_latency.items()})
     behaviour = Behaviour(run_seconds=draw(work.run_seconds), failure_probability=work.failure_probability,
                           oom_probability=work.oom_probability,
                           image_error_probability=work.image_error_probability, image_error=work.image_error,
                           unschedulable_probability=work.unschedulable_probability)
-    cluster = FakeCluster(seed=seed, nodes=spec.nodes, node_cpu=spec.node.cpu, node_memory=spec.node.memory,
-                          node_pods=spec.node.pods, watch_cache_size=spec.watch_cache_size,
-                          watch_cache_seconds=spec.watch_cache_seconds,
-                          namespaces=tuple(dict.fromkeys(["default", "kube-system", *spec.namespaces])),
-                          behaviour=behaviour, faults=faults, scheduling_delay=spec.scheduling_delay)
-    world = World(cluster, scenario.executor_config(), scenario.scheduler.loop_interval)
-    for fault in scenario.faults:
-        schedule_fault(world, fault)
-    add_workload(world, work, seed)
-    return world
+    return FakeCluster(seed=seed, nodes=spec.nodes, node_cpu=spec.node.cpu, node_memory=spec.node.memory,
+                       node_pods=spec.node.pods, watch_cache_size=spec.watch_cache_size,
+                       watch_cache_seconds=spec.watch_cache_seconds,
+                       namespaces=tuple(dict.fromkeys(["default", "kube-system", *spec.namespaces])),
+                       behaviour=behaviour, faults=faults, scheduling_delay=spec.scheduling_delay, **options)
 
 
 def add_workload(world: World, work: WorkloadSpec, seed: int) -> None:

@@ -71,6 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7, help="RNG seed (same seed, same run)")
     demo.add_argument("--pods", type=int, default=24, help="how many pods to launch (at least 2)")
     demo.set_defaults(handler=cmd_demo)
+
+    serve = commands.add_parser("serve", help="serve a simulated cluster over HTTP in real time (for kubectl)")
+    serve.add_argument("file", type=Path, nargs="?", help="a scenario file (default: a 3-node cluster)")
+    serve.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (0: any free port)")
+    serve.add_argument("--speed", type=float, default=1.0, help="virtual seconds per wall second")
+    serve.add_argument("--kubeconfig", type=Path, default=Path("kubesim.kubeconfig"),
+                       help="where to write the kubeconfig (default ./kubesim.kubeconfig)")
+    serve.add_argument("--seed", type=int, help="override the file's seed")
+    serve.add_argument("--variant", help="the matrix entry to serve, for a file with several")
+    serve.add_argument("--until", type=float, metavar="SECONDS",
+                       help="stop when virtual time reaches this (default: run until Ctrl-C)")
+    serve.set_defaults(handler=cmd_serve)
     return parser
 
 
@@ -227,6 +239,11 @@ def cmd_demo(args, console: Console) -> int:
         return BAD_INPUT
     run_demo(seed=args.seed, pods=args.pods, console=console)
     return 0
+
+
+def cmd_serve(args, console: Console) -> int:
+    from .serve import cmd_serve as serve
+    return serve(args, console)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,39 @@
+"""Discovery documents: what kubectl reads before anything else (/api, /apis, /api/v1).
+
+Only the legacy core group exists, so /apis lists no groups. The plain APIVersions and
+APIResourceList forms are served; kubectl asks for aggregated discovery first and falls back
+to these when the answer is plain JSON.
+"""
+
+from __future__ import annotations
+
+from .apiserver import ApiServer
+
+SHORT_NAMES = {"pods": ["po"], "namespaces": ["ns"], "nodes": ["no"], "events": ["ev"]}
+ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+
+
+def api_versions(server_address: str) -> dict:
+    return {"kind": "APIVersions", "versions": ["v1"],
+            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}]}
+
+
+def api_group_list() -> dict:
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": []}
+
+
+def core_resources(server: ApiServer) -> dict:
+    """The APIResourceList of /api/v1, from the resources the server really serves."""
+    resources = []
+    for name, strategy in sorted(server.strategies.items()):
+        # deletecollection is served within a namespace only (see ApiServer._dispatch)
+        verbs = [v for v in ALL_VERBS if v != "deletecollection" or strategy.namespaced]
+        resource = {"name": name, "singularName": strategy.kind.lower(), "namespaced": strategy.namespaced,
+                    "kind": strategy.kind, "verbs": verbs, "shortNames": SHORT_NAMES.get(name, [])}
+        if name == "pods":
+            resource["categories"] = ["all"]
+        resources.append(resource)
+        if name == "pods":
+            resources.append({"name": "pods/status", "singularName": "", "namespaced": True,
+                              "kind": "Pod", "verbs": ["get", "patch", "update"]})
+    return {"kind": "APIResourceList", "groupVersion": "v1", "resources": resources}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import sys
 from typing import Any
 
 from .keys import CommandType, InvalidCommand, State, TaskInstanceKey
@@ -42,16 +43,24 @@ class BaseExecutor:
         return bool(self.running)
 
     @property
-    def slots_available(self) -> int:
+    def open_slots(self) -> int:
+        """Queued commands that may start now: parallelism less what runs (0: no limit)."""
         if self.parallelism == 0:
             return len(self.queued_tasks) or 1
         return self.parallelism - len(self.running)
 
-    open_slots = slots_available
+    @property
+    def slots_available(self) -> int:
+        """Tasks a scheduler may still queue here (Airflow's): parallelism less what runs or
+        waits. A scheduler that queues only this many keeps the executor's queue, and every
+        loop over it, as small as the parallelism, however much work is scheduled."""
+        if self.parallelism == 0:
+            return sys.maxsize
+        return self.parallelism - len(self.running) - len(self.queued_tasks)
 
     def heartbeat(self) -> None:
         """Launch what the open slots allow, then let the executor catch up."""
-        self.trigger_tasks(self.slots_available)
+        self.trigger_tasks(self.open_slots)
         self.sync()
 
     def trigger_tasks(self, open_slots: int) -> None:

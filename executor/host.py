@@ -66,10 +66,13 @@ class TaskStore:
         # Task instances by state (insertion-ordered), so the scheduler's per-loop questions
         # cost what they return, not the whole store. Change states through set_state only.
         self._by_state: dict[str | None, dict[tuple, TaskInstance]] = {}
+        # Scheduled task instances by priority, so the scheduler picks the next few in what
+        # they number, not in what is scheduled (100,000 tasks may wait at once).
+        self._scheduled: dict[int, dict[tuple, TaskInstance]] = {}
 
     def add(self, ti: TaskInstance) -> TaskInstance:
         self.tis[ti.primary] = ti
-        self._by_state.setdefault(ti.state, {})[ti.primary] = ti
+        self._enter(ti)
         self._log(ti)
         return ti
 
@@ -78,10 +81,34 @@ class TaskStore:
 
     def set_state(self, ti: TaskInstance, state: str | None) -> None:
         if ti.state != state:
-            self._by_state.get(ti.state, {}).pop(ti.primary, None)
-            self._by_state.setdefault(state, {})[ti.primary] = ti
+            self._leave(ti)
             ti.state = state
+            self._enter(ti)
             self._log(ti)
+
+    def _enter(self, ti: TaskInstance) -> None:
+        self._by_state.setdefault(ti.state, {})[ti.primary] = ti
+        if ti.state == State.SCHEDULED:
+            self._scheduled.setdefault(ti.priority, {})[ti.primary] = ti
+
+    def _leave(self, ti: TaskInstance) -> None:
+        self._by_state.get(ti.state, {}).pop(ti.primary, None)
+        if ti.state == State.SCHEDULED:
+            bucket = self._scheduled.get(ti.priority, {})
+            bucket.pop(ti.primary, None)
+            if not bucket:
+                self._scheduled.pop(ti.priority, None)
+
+    def next_scheduled(self, count: int) -> list[TaskInstance]:
+        """Up to ``count`` scheduled task instances: highest priority first, then the longest
+        scheduled."""
+        chosen: list[TaskInstance] = []
+        for priority in sorted(self._scheduled, reverse=True):
+            for ti in self._scheduled[priority].values():
+                if len(chosen) >= count:
+                    return chosen
+                chosen.append(ti)
+        return chosen
 
     def _log(self, ti: TaskInstance) -> None:
         ti.history.append((self.runtime.now(), ti.state, ti.try_number))
@@ -222,7 +249,8 @@ class SchedulerJob:
     def _queue_scheduled(self) -> None:
         for ti in self.store.in_state(State.UP_FOR_RETRY):
             self.store.set_state(ti, State.SCHEDULED)
-        for ti in sorted(self.store.in_state(State.SCHEDULED), key=lambda t: -t.priority):
+        # Queue only what the executor has room for, as Airflow's scheduler does.
+        for ti in self.store.next_scheduled(self.executor.slots_available):
             ti.try_number += 1
             ti.queued_by_job_id = self.job_id
             self.store.set_state(ti, State.QUEUED)

@@ -36,8 +36,8 @@ class World:
     # -- tasks ---------------------------------------------------------------------------------
 
     def add_tasks(self, dag_id: str, task_ids: Iterable[str], run_id: str = "manual__1",
-                  retries: int = 0, executor_config=None) -> list[TaskInstance]:
-        return [self.store.add(TaskInstance(dag_id, task_id, run_id, retries=retries,
+                  retries: int = 0, executor_config=None, priority: int = 1) -> list[TaskInstance]:
+        return [self.store.add(TaskInstance(dag_id, task_id, run_id, retries=retries, priority=priority,
                                             executor_config=executor_config))
                 for task_id in task_ids]
 

@@ -583,11 +583,16 @@ def test_a_pod_relabelled_by_another_scheduler_is_adopted_away_silently():
 
 # -- 10. adoption after a scheduler restart ---------------------------------------------------------
 
-def adoption_world(seed, **config):
-    world, cluster, tap = make_world(seed=seed, tasks=[], parallelism=4, **config)
+def adoption_world(seed, latency=None, **config):
+    # The API refuses creates (429) from t=3.5 to t=33: the scheduler queues wait1 and wait2,
+    # but their pods are not created before the quota comes back.
+    throttle = ErrorRule(429, verbs=("create",), start=3.5, end=33, retry_after=1)
+    faults = Faults(errors=[throttle], latency=latency or {})
+    world, cluster, tap = make_world(seed=seed, tasks=[], parallelism=6, faults=faults, **config)
     world.add_tasks("etl", ["long1", "long2", "long3"], executor_config=annotated(run_seconds=60))
     world.add_tasks("etl", ["done"], executor_config=annotated(run_seconds=16.3))  # ends at 19.3
-    world.add_tasks("etl", ["wait1", "wait2"], executor_config=annotated(run_seconds=5))  # no slot yet
+    world.add_tasks("etl", ["wait1"], executor_config=annotated(run_seconds=2))    # queued, no pod yet
+    world.add_tasks("etl", ["wait2"], executor_config=annotated(run_seconds=5))
     return world, cluster, tap
 
 
@@ -623,15 +628,16 @@ def test_a_restarted_scheduler_adopts_running_pods_cleans_completed_ones_and_res
     for task in ("wait1", "wait2"):
         states = [state for _, state, _ in ti_of(world, task).history]
         assert states == ["scheduled", "queued", "scheduled", "queued", "running", "success"]
-    assert len(set(tap.created_names())) == 6             # one pod per task, no duplicates
+    made = [json.loads(r["body"])["metadata"]["name"] for r in tap.of("create") if r["status"] == 201]
+    assert len(made) == len(set(made)) == 6               # one pod per task, no duplicates
     assert all(job == "2" for job, key, state, _ in world.event_log.events
                if state not in (State.QUEUED, State.RUNNING))
 
 
 def test_a_live_schedulers_pods_are_left_alone_until_it_dies():
     # The first scheduler keeps finished pods a while (slow deletes), so the second sees them.
-    faults = Faults(latency={"delete": lambda rng: 3.0})
-    world, cluster, tap = adoption_world(seed=31, faults=faults, orphaned_tasks_check_interval=5)
+    world, cluster, tap = adoption_world(seed=31, latency={"delete": lambda rng: 3.0},
+                                         orphaned_tasks_check_interval=5)
     cluster.at(2.5, world.start_scheduler)                 # a second scheduler, both alive
     crashed = []
     cluster.at(40.5, lambda: crashed.append(world.crash_scheduler(world.jobs[0])))
@@ -647,7 +653,7 @@ def test_a_live_schedulers_pods_are_left_alone_until_it_dies():
     # The crash came while the first scheduler was deleting wait2's finished pod: the second
     # found it among the dead scheduler's completed pods and cleaned it up.
     assert second.stats["completed_adopted"] == 1
-    assert deletes_per_pod(cluster) == Counter(tap.created_names())
+    assert deletes_per_pod(cluster) == Counter(set(tap.created_names()))  # 429s retried the same pod
     reporters = {key.task_id: job for job, key, state, _ in world.event_log.events
                  if state not in (State.QUEUED, State.RUNNING)}
     assert max(world.event_log.terminal().values()) == 1
@@ -688,6 +694,26 @@ def test_at_most_a_batch_of_pods_is_created_per_scheduler_loop():
     assert sorted(per_loop.items()) == [(0, 3), (1.0, 3), (2.0, 3), (3.0, 1)]
     assert queue_lengths == [7]                        # the rest waited in the executor's queue
     assert world.scheduler.loops >= 4 and cluster.pods() == []
+
+
+def test_the_scheduler_queues_only_what_the_executor_has_room_for_highest_priority_first():
+    world, cluster, tap = make_world(seed=39, tasks=[], run_seconds=10, parallelism=2)
+    world.add_tasks("etl", ["low1", "low2"])
+    world.add_tasks("etl", ["high"], priority=5)
+    seen = []
+
+    def look():
+        names = lambda *states: sorted(ti.task_id for ti in world.store.in_state(*states))
+        seen.append((names(State.QUEUED, State.RUNNING), names(State.SCHEDULED)))
+
+    for tick in range(60):
+        cluster.at(0.5 + tick / 2, look)
+    world.run_until_done(timeout=600)
+
+    assert every_task(world, State.SUCCESS)
+    assert seen[0] == (["high", "low1"], ["low2"])      # high first; low2 waits, unqueued
+    assert max(len(queued) for queued, _ in seen) == 2  # never more than the open slots
+    assert seen[-1] == ([], [])
 
 
 # -- 12. shutdown ---------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from rich.table import Table
 
 from executor import ExecutorConfig
 from fakecluster import Behaviour, FakeCluster
-from sampling import Sampler, layer_shares
+from sampling import Sampler, executor_layer, fake_layer, is_client, layer_shares
 from scenarios.world import World
 
 LAYERS = ("executor", "host", "client", "fake", "garbage collection", "other")
@@ -33,16 +33,11 @@ LAYERS = ("executor", "host", "client", "fake", "garbage collection", "other")
 
 def layer_of(code) -> str | None:
     path = code.co_filename
-    if path.endswith(("executor/host.py", "scenarios/world.py")):
-        return "host"
-    if "/executor/" in path:
-        return "executor"
-    if "/fakecluster/" in path or "/simpy/" in path or "/greenlet/" in path:
+    if layer := executor_layer(path):
+        return layer
+    if fake_layer(path):
         return "fake"
-    if any(part in path for part in ("/kubernetes/", "/urllib3/", "/pydantic", "/dateutil/")) \
-            or path.endswith("http/client.py"):
-        return "client"
-    return None
+    return "client" if is_client(path) else None
 
 
 def run_world(tasks: int, raw: bool, seed: int) -> tuple[World, float]:

@@ -13,8 +13,8 @@ It is run twice:
 
 1. **simulated**: on a ``FakeCluster`` in virtual time. Creator and watcher are simulated
    processes (greenlets on simpy); the API server, scheduler and kubelets do their work; pods
-   run 5 virtual seconds. A recording pool manager (a subclass of ``FakePoolManager``, defined
-   here; fakecluster is not changed) keeps the exact bytes the client received for every
+   run 5 virtual seconds. A recording pool manager (a subclass of ``FakePoolManager``, in
+   ``replay.py``; fakecluster is not changed) keeps the exact bytes the client received for every
    request: status, headers and body, and for a watch every piece the client read from its
    socket (HTTP head and chunked body), as it read it.
 2. **client-only floor**: the same client calls, for the same requests, answered by a minimal
@@ -42,32 +42,25 @@ which machine noise disturbs less than the ratio of two runs.
 from __future__ import annotations
 
 import argparse
-import gc
-import http.client
-import io
 import json
-import os
 import resource
 import sys
-import time
-from collections import Counter, defaultdict, deque
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
 import kubernetes.client
 import kubernetes.watch
-import urllib3
 from kubernetes.client import (V1Container, V1EnvVar, V1ObjectMeta, V1Pod, V1PodSpec,
                                V1ResourceRequirements)
 from rich.console import Console
 from rich.table import Table
 
-from sampling import Sampler
+from replay import Exchange, ReplayMismatch, received_bytes, record_bytes, replay_client
+from sampling import (FAKE_LAYERS, Profile, Sampler, Stopwatch, fake_layer, is_client, summarise,
+                      top_functions)
 
 from fakecluster import Behaviour, FakeCluster, Faults, constant
-from fakecluster.apiserver import WatchReply
-from fakecluster.cluster import HOST
-from fakecluster.transport import FakePoolManager
 
 NAMESPACE = "bench"
 POD_RUN_SECONDS = 5.0
@@ -145,186 +138,7 @@ def watch_and_delete(api, resource_version: str, count: int, raw: bool) -> Tally
     return tally
 
 
-# -- recording what the client received in the simulated run --------------------------------------
-
-@dataclass
-class PlainAnswer:
-    status: int
-    headers: dict
-    body: bytes
-
-    def response(self, method: str, url: str, preload: bool) -> urllib3.HTTPResponse:
-        # Built exactly as fakecluster.transport builds it, and as urllib3 would over a socket.
-        return urllib3.HTTPResponse(
-            body=io.BytesIO(self.body), headers=self.headers, status=self.status,
-            reason=http.client.responses.get(self.status, ""), preload_content=preload,
-            decode_content=True, request_method=method, request_url=url, version=11,
-            version_string="HTTP/1.1")
-
-
-@dataclass
-class StreamAnswer:
-    # every read the client made on the socket, as it got it: replaying the same pieces makes
-    # http.client and urllib3 do the same reads and buffer refills as in the simulated run
-    segments: list[bytes] = field(default_factory=list)
-
-    def response(self, method: str, url: str, preload: bool) -> urllib3.HTTPResponse:
-        raw = http.client.HTTPResponse(MemorySocket(self.segments), method=method)
-        raw.begin()
-        return urllib3.HTTPResponse(
-            body=raw, headers=urllib3.HTTPHeaderDict(raw.getheaders()), status=raw.status,
-            reason=raw.reason, preload_content=preload, decode_content=True,
-            original_response=raw, request_method=method, request_url=url,
-            version=raw.version, version_string="HTTP/1.1")
-
-
-@dataclass
-class Exchange:
-    method: str
-    url: str
-    body: bytes | None
-    answer: PlainAnswer | StreamAnswer
-
-
-class TappingGateway:
-    """Wraps the cluster's Gateway and keeps a copy of each answer as the client will see it."""
-
-    def __init__(self, gateway):
-        self._gateway = gateway
-        self.kernel = gateway.kernel          # FakePoolManager sleeps on it between retries
-        self.last: PlainAnswer | StreamAnswer | None = None
-
-    def exchange(self, request, read_timeout=None):
-        answer = self._gateway.exchange(request, read_timeout)
-        if isinstance(answer, WatchReply):
-            self.last = StreamAnswer()
-            tap_stream(answer.stream, self.last.segments)
-        else:
-            self.last = PlainAnswer(answer.status, dict(answer.headers), answer.body)
-        return answer
-
-
-def tap_stream(stream, segments: list[bytes]) -> None:
-    """Keep a copy of each piece the client reads from this watch stream."""
-    read_into = stream.read_into
-
-    def recording_read_into(target, read_timeout):
-        n = read_into(target, read_timeout)
-        if n:
-            segments.append(bytes(target[:n]))
-        return n
-
-    stream.read_into = recording_read_into   # this instance only; fakecluster is untouched
-
-
-class RecordingPoolManager(FakePoolManager):
-    def __init__(self, gateway: TappingGateway):
-        super().__init__(gateway)
-        self.log: list[Exchange] = []
-
-    def urlopen(self, method, url, redirect=True, **kw):
-        response = super().urlopen(method, url, redirect=redirect, **kw)
-        self.log.append(Exchange(method, url, as_bytes(kw.get("body")), self.gateway.last))
-        return response
-
-
-def as_bytes(body) -> bytes | None:
-    return body.encode("utf-8") if isinstance(body, str) else body
-
-
-# -- the client-only floor: recorded answers, nothing else ----------------------------------------
-
-class MemorySocket:
-    """Just enough socket for http.client: a buffered reader over the recorded pieces."""
-
-    def __init__(self, segments: list[bytes]):
-        self._segments = segments
-
-    def makefile(self, mode="rb", *args, **kwargs):
-        return io.BufferedReader(SegmentReader(self._segments))   # as socket.makefile("rb")
-
-    def close(self):
-        pass
-
-
-class SegmentReader(io.RawIOBase):
-    """A raw socket file whose reads return the recorded pieces, one per read, then EOF."""
-
-    def __init__(self, segments: list[bytes]):
-        self._pending = deque(segments)
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        if not self._pending:
-            return 0
-        piece = self._pending.popleft()
-        n = min(len(buffer), len(piece))
-        buffer[:n] = piece[:n]
-        if n < len(piece):   # the client asked for less: keep the rest for its next read
-            self._pending.appendleft(piece[n:])
-        return n
-
-
-class ReplayMismatch(AssertionError):
-    pass
-
-
-class ReplayPoolManager(urllib3.PoolManager):
-    """Answers each (method, URL) with the next recorded answer for it, in recorded order."""
-
-    def __init__(self, log: list[Exchange]):
-        super().__init__()
-        self._queues: dict[tuple, deque] = defaultdict(deque)
-        for exchange in log:
-            self._queues[(exchange.method, exchange.url)].append(exchange)
-
-    def urlopen(self, method, url, redirect=True, **kw):
-        queue = self._queues.get((method, url))
-        if not queue:
-            raise ReplayMismatch(f"the floor sent a request the simulated run did not: {method} {url}")
-        exchange = queue.popleft()
-        if exchange.body != as_bytes(kw.get("body")):
-            raise ReplayMismatch(f"request body differs from the recorded one: {method} {url}")
-        return exchange.answer.response(method, url, kw.get("preload_content", True))
-
-    def unanswered(self) -> int:
-        return sum(len(queue) for queue in self._queues.values())
-
-
 # -- the two runs -----------------------------------------------------------------------------------
-
-class Stopwatch:
-    """Wall, CPU and garbage-collection seconds of a block. CPU time is the steadier figure on a
-    shared machine; collection time shows what the fake's live objects cost every allocation."""
-
-    wall = cpu = gc = 0.0
-
-    def __init__(self, sampler: "Sampler | None" = None):
-        self._sampler = sampler   # profiles exactly the timed block, when given
-
-    def __enter__(self):
-        gc.collect()   # start both runs from a clean heap
-        gc.callbacks.append(self._on_gc)
-        if self._sampler is not None:
-            self._sampler.start()
-        self._wall, self._cpu = time.perf_counter(), time.process_time()
-        return self
-
-    def __exit__(self, *exc):
-        self.wall = time.perf_counter() - self._wall
-        self.cpu = time.process_time() - self._cpu
-        if self._sampler is not None:
-            self._sampler.stop()
-        gc.callbacks.remove(self._on_gc)
-
-    def _on_gc(self, phase: str, info: dict) -> None:
-        if phase == "start":
-            self._gc_started = time.perf_counter()
-        else:
-            self.gc += time.perf_counter() - self._gc_started
-
 
 @dataclass
 class Run:
@@ -344,11 +158,10 @@ def new_cluster(pods: int, seed: int, latency: float) -> FakeCluster:
 
 
 def run_simulated(pods: int, seed: int, raw: bool, interval: float, latency: float,
-                  sampler: "Sampler | None" = None) -> Run:
+                  sampler: Sampler | None = None) -> Run:
     cluster = new_cluster(pods, seed, latency)
     client = cluster.api_client()
-    recorder = RecordingPoolManager(TappingGateway(cluster.gateway))
-    client.rest_client.pool_manager = recorder
+    log = record_bytes(client, cluster.gateway)
     api = kubernetes.client.CoreV1Api(client)
     pause = (lambda: cluster.sleep(interval)) if interval else None
 
@@ -365,16 +178,12 @@ def run_simulated(pods: int, seed: int, raw: bool, interval: float, latency: flo
 
     with Stopwatch(sampler) as times:
         tally = cluster.run(main)
-    return Run(times, tally, cluster.now, recorder.log)
+    return Run(times, tally, cluster.now, log)
 
 
-def run_floor(log: list[Exchange], pods: int, raw: bool, sampler: "Sampler | None" = None) -> Run:
+def run_floor(log: list[Exchange], pods: int, raw: bool, sampler: Sampler | None = None) -> Run:
     """The same calls, answered from memory. No concurrency is needed: every answer is ready."""
-    configuration = kubernetes.client.Configuration()
-    configuration.host = HOST
-    client = kubernetes.client.ApiClient(configuration)
-    replay = ReplayPoolManager(log)
-    client.rest_client.pool_manager = replay
+    client, replay = replay_client(log)
     api = kubernetes.client.CoreV1Api(client)
 
     with Stopwatch(sampler) as times:
@@ -388,67 +197,24 @@ def run_floor(log: list[Exchange], pods: int, raw: bool, sampler: "Sampler | Non
 
 # -- where the time goes: a sampling profiler that sees through greenlet switches -----------------
 
-FAKE_MODULES = {
-    "fake: API server/store/watch": ("apiserver", "store", "watch", "selectors", "strategies",
-                                     "validation", "status", "patch"),
-    "fake: cluster model": ("cluster", "scheduler", "kubelet", "nodes", "behaviour", "faults"),
-    "fake: transport": ("transport", "stream", "gateway"),
-    "fake: simulation kernel": ("kernel", "runtime"),
-}
-FAKE_FILES = {f"{module}.py": layer for layer, modules in FAKE_MODULES.items() for module in modules}
-LAYERS = ("client", "fake: API server/store/watch", "fake: cluster model", "fake: transport",
-          "fake: simulation kernel", "garbage collection", "benchmark: workload",
+LAYERS = ("client", *FAKE_LAYERS, "garbage collection", "benchmark: workload",
           "benchmark: record/replay", "other")
-HARNESS = ("TappingGateway", "RecordingPoolManager", "tap_stream", "ReplayPoolManager",
-           "MemorySocket", "SegmentReader", "PlainAnswer", "StreamAnswer", "as_bytes")
 
 
 def layer_of(code) -> str | None:
     """The layer a code object belongs to; None for the stdlib (json, io, ...), which is charged
-    to its nearest caller that has a layer. urllib3 counts as client even where the fake's
-    transport calls it (its Retry bookkeeping): a real pool does that work too."""
+    to its nearest caller that has a layer."""
     path = code.co_filename
-    if "/fakecluster/" in path:
-        return FAKE_FILES.get(os.path.basename(path), "fake: API server/store/watch")
-    if "/simpy/" in path or "/greenlet/" in path:
-        return "fake: simulation kernel"
-    if any(part in path for part in ("/kubernetes/", "/urllib3/", "/pydantic", "/dateutil/")) \
-            or path.endswith("http/client.py"):
+    layer = fake_layer(path)
+    if layer is not None:
+        return layer
+    if is_client(path):
         return "client"
+    if path.endswith("benchmarks/replay.py"):
+        return "benchmark: record/replay"
     if path == __file__ or path.endswith("benchmarks/fake_overhead.py"):
-        return "benchmark: record/replay" if code.co_qualname.startswith(HARNESS) else "benchmark: workload"
+        return "benchmark: workload"
     return None
-
-
-@dataclass
-class Profile:
-    layers: dict[str, float]                 # layer -> share of samples
-    self_time: dict[str, float]              # fake function -> share (innermost with a layer)
-    cumulative: dict[str, float]             # fake function -> share (anywhere on the stack)
-
-
-def summarise(sampler: Sampler) -> Profile:
-    total = sum(sampler.stacks.values()) + sampler.gc_samples or 1
-    layers, own, cumulative = Counter({"garbage collection": sampler.gc_samples}), Counter(), Counter()
-    for stack, hits in sampler.stacks.items():
-        classified = [(code, layer) for code in stack if (layer := layer_of(code))]
-        innermost = classified[0] if classified else (None, "other")
-        layers[innermost[1]] += hits
-        if innermost[1].startswith("fake"):
-            own[function_name(innermost[0])] += hits
-        for name in {function_name(code) for code, layer in classified if layer.startswith("fake")}:
-            cumulative[name] += hits
-    share = lambda counts: {k: v / total for k, v in counts.most_common()}
-    return Profile(share(layers), share(own), share(cumulative))
-
-
-def function_name(code) -> str:
-    path = code.co_filename
-    for root in ("/fakecluster/", "/simpy/", "/greenlet/"):
-        if root in path:
-            path = root.strip("/") + "/" + path.split(root, 1)[1]
-            break
-    return f"{path}:{code.co_firstlineno} {code.co_qualname}"
 
 
 def same_run_overhead(simulated: Profile, floor: Profile) -> float:
@@ -464,19 +230,11 @@ def same_run_overhead(simulated: Profile, floor: Profile) -> float:
     return (fake + collecting) / rest - floor_collecting / floor_rest
 
 
-def top_functions(profile: Profile, count: int) -> list[dict]:
-    """The ``count`` fake functions with most self time, then those with most cumulative time."""
-    names = list(profile.self_time)[:count]
-    names += [name for name in list(profile.cumulative)[:count] if name not in names]
-    return [{"function": name, "self_share": profile.self_time.get(name, 0.0),
-             "cumulative_share": profile.cumulative.get(name, 0.0)} for name in names]
-
-
 def profile_runs(pods: int, seed: int, raw: bool, interval: float, latency: float) -> tuple[Profile, Profile]:
     simulated_sampler, floor_sampler = Sampler(), Sampler()
     simulated = run_simulated(pods, seed, raw, interval, latency, simulated_sampler)
     run_floor(simulated.log, pods, raw, floor_sampler)
-    return summarise(simulated_sampler), summarise(floor_sampler)
+    return summarise(simulated_sampler, layer_of), summarise(floor_sampler, layer_of)
 
 
 # -- the report -------------------------------------------------------------------------------------
@@ -538,8 +296,7 @@ def measure(args) -> dict:
         "peak_rss_mib_after_simulated": rss_after_simulated, "peak_rss_mib": peak_rss_mib(),
         "requests": dict(Counter(e.method for e in run.log)),
         "watch_events": run.tally.events, "watches": run.tally.watches,
-        "bytes_received": sum(sum(map(len, e.answer.segments)) if isinstance(e.answer, StreamAnswer)
-                              else len(e.answer.body) for e in run.log),
+        "bytes_received": received_bytes(run.log),
     }
     del run
     if args.profile:
@@ -550,7 +307,7 @@ def measure(args) -> dict:
                     "floor_s": floor_profile.layers.get(layer, 0.0) * floor.cpu}
             for layer in LAYERS}
         result["profile_overhead_pct"] = 100 * same_run_overhead(simulated_profile, floor_profile)
-        result["fake_functions"] = top_functions(simulated_profile, args.top)
+        result["fake_functions"] = top_functions(simulated_profile, args.top, lambda layer: layer.startswith("fake"))
     return result
 
 

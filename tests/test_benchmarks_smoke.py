@@ -1,0 +1,48 @@
+"""The scale benchmark's machinery on tiny runs: its record/replay floor must replay exactly what
+the executor did, and the simulation-only driver must push every pod through. Speed is never
+asserted here (benchmarks/ measures it)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+
+import scale  # noqa: E402
+
+
+def workload(tasks: int, raw: bool = False) -> scale.Workload:
+    return scale.Workload.from_args(scale.parse_args(["--tasks", str(tasks), "--parallelism", "8",
+                                                      "--batch", "4", "--run-seconds", "5", "10",
+                                                      *(["--raw"] if raw else [])]), tasks)
+
+
+@pytest.mark.parametrize("raw", [False, True], ids=["models", "raw"])
+def test_floor_replays_the_executors_calls_and_bytes(raw):
+    recording = scale.record(workload(12, raw))
+    scale.check_all_succeeded(workload(12, raw), recording.outcome)
+    methods = {call.method for call in recording.calls}
+    assert {"create_namespaced_pod", "delete_namespaced_pod", "list_namespaced_pod"} <= methods
+    _, tally = scale.replay_floor(recording, raw)   # raises on any mismatch
+    assert tally.calls == len(recording.calls) and tally.errors == 0
+    assert tally.events == recording.outcome.events_handled > 0
+
+
+def test_same_seed_same_world():
+    first, second = scale.record(workload(6)), scale.record(workload(6))
+    scale.same_world(scale.asdict(first.outcome), scale.asdict(second.outcome))
+
+
+def test_sim_only_pushes_every_pod_through():
+    _, driver, cluster = scale.run_sim_only(workload(15))
+    assert driver.done == driver.created == 15
+    assert driver.events >= 15 * 3   # at least ADDED, a terminal phase and DELETED each
+    assert cluster.pods() == []
+
+
+def test_children_get_the_options_but_not_the_sweep():
+    argv = ["--sweep", "1000,10000", "--raw", "--json=out.json", "--tasks", "5", "--nodes", "7"]
+    assert scale.child_argv(argv) == ["--raw", "--nodes", "7"]

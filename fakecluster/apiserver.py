@@ -159,8 +159,8 @@ class ApiServer:
             raise errors.entity_too_large(MAX_BODY_BYTES)
         return handler(route, request)
 
-    def route(self, path: str | list[str]) -> Route:
-        parts = [p for p in path.split("/") if p] if isinstance(path, str) else path
+    def route(self, parts: list[str]) -> Route:
+        """The store, namespace, name and subresource a request's path segments address."""
         if parts[:2] != ["api", "v1"]:
             raise errors.unknown_resource()
         parts = parts[2:]

@@ -250,9 +250,10 @@ class WatcherIndex:
             bucket.remove(watcher)
             self.count -= 1
             if watcher.index_label is not None:
-                self._label_keys[watcher.index_label[0]] -= 1
-                if not self._label_keys[watcher.index_label[0]]:
-                    del self._label_keys[watcher.index_label[0]]
+                key = watcher.index_label[0]
+                self._label_keys[key] -= 1
+                if not self._label_keys[key]:
+                    del self._label_keys[key]
 
     def all(self) -> list:
         found = [w for bucket in (*self._unindexed.values(), *self._by_label.values()) for w in bucket]

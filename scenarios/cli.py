@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .loader import LoadedScenario, ScenarioError, load
+from .loader import LoadedScenario, ScenarioError, load, select_variant
 
 BAD_INPUT = 2
 PROGRESS_EVERY = 10.0  # wall seconds between progress lines when output is not a terminal
@@ -102,7 +102,7 @@ def cmd_run(args, console: Console) -> int:
     from .runner import describe_failure, run
     if bad_plot_path("run", args.plot):
         return BAD_INPUT
-    scenarios = select(load(args.file), args.variant)
+    scenarios = select_variant(load(args.file), args.variant)
     results = []
     for loaded in scenarios:
         results.append(run_with_progress(loaded, args.seed, console, run))
@@ -159,16 +159,6 @@ def cmd_sweep(args, console: Console) -> int:
         from .plots import plot_sweep
         console.print(f"wrote {plot_sweep(rows, keys[:2], args.metric, args.plot)}", soft_wrap=True)
     return 0 if all(r["passed"] for r in rows) else 1
-
-
-def select(scenarios: list[LoadedScenario], variant: str | None) -> list[LoadedScenario]:
-    if variant is None:
-        return scenarios
-    chosen = [s for s in scenarios if s.variant == variant]
-    if not chosen:
-        known = ", ".join(s.variant for s in scenarios) or "(the file has no matrix)"
-        raise ScenarioError(scenarios[0].path, [(None, "matrix", f"no variant {variant!r}; known: {known}")])
-    return chosen
 
 
 def run_with_progress(loaded: LoadedScenario, seed, console: Console, run):

@@ -58,6 +58,17 @@ def load(path: str | Path) -> list[LoadedScenario]:
     return [load_variant(path, raw, lines, entry, ("matrix", i)) for i, entry in enumerate(base.matrix)]
 
 
+def select_variant(scenarios: list[LoadedScenario], variant: str | None) -> list[LoadedScenario]:
+    """All of a file's variants, or only the one named (ScenarioError naming those there are)."""
+    if variant is None:
+        return scenarios
+    chosen = [s for s in scenarios if s.variant == variant]
+    if not chosen:
+        known = ", ".join(s.variant for s in scenarios) or "(the file has no matrix)"
+        raise ScenarioError(scenarios[0].path, [(None, "matrix", f"no variant {variant!r}; known: {known}")])
+    return chosen
+
+
 def read(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")

@@ -24,7 +24,7 @@ from fakecluster import FakeCluster
 from fakecluster.httpserver import HttpServer, serve
 
 from .build import build_cluster, schedule_fault
-from .loader import LoadedScenario, ScenarioError, load
+from .loader import LoadedScenario, ScenarioError, load, select_variant
 
 BAD_INPUT = 2
 EXECUTOR_FAULTS = ("restart_scheduler", "start_scheduler")
@@ -49,15 +49,11 @@ def served_cluster(loaded: LoadedScenario | None, seed: int | None) -> tuple[Fak
 
 
 def one_scenario(path: Path, variant: str | None) -> LoadedScenario:
-    scenarios = load(path)
-    if variant is not None:
-        chosen = [s for s in scenarios if s.variant == variant]
-    else:
-        chosen = scenarios if len(scenarios) == 1 else []
+    chosen = select_variant(load(path), variant)
     if len(chosen) != 1:
-        known = ", ".join(s.variant for s in scenarios if s.variant) or "(the file has no matrix)"
-        why = f"no variant {variant!r}" if variant is not None else "the file has several variants: pick one with --variant"
-        raise ScenarioError(path, [(None, "matrix", f"{why}; known: {known}")])
+        known = ", ".join(s.variant for s in chosen)
+        raise ScenarioError(path, [(None, "matrix", "the file has several variants: pick one with "
+                                                     f"--variant; known: {known}")])
     return chosen[0]
 
 

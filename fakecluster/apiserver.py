@@ -30,7 +30,7 @@ from .query import EXACT, META_GROUP, parse_bool, parse_int, parse_rv, parse_sto
 from .selectors import SelectorError, parse_label_selector
 from .status import ApiError
 from .store import Change, Key, ResourceStore, Revision, key_of
-from .strategies import DELETE_OPTIONS, DecodeError, NamespaceStrategy, PodStrategy, Strategy
+from .strategies import DELETE_OPTIONS, DecodeError, NamespaceStrategy, PodStrategy, Strategy, decode_typed
 from .stream import Stream
 from .validation import go_quote
 from .watch import Watcher
@@ -524,7 +524,7 @@ class ApiServer:
                 raise errors.bad_request(f"couldn't get version/kind; json parse error: "
                                          f"{find_kind_error(raw)}")
             try:
-                options = DELETE_OPTIONS.decode(raw, "", "")
+                options = decode_typed(DELETE_OPTIONS, raw)
             except DecodeError as exc:
                 raise errors.bad_request(str(exc)) from None
         else:

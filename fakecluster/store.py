@@ -45,7 +45,7 @@ class Revision:
             return
         self._dispatching = True
         try:
-            for listener in tuple(listeners):
+            for listener in listeners.copy():
                 listener(change)
             while self._pending:
                 targets, pending = self._pending.popleft()
@@ -86,7 +86,10 @@ def with_rv(obj: dict, rv: int) -> dict:
 
 
 def labels_of(obj: dict | None) -> dict:
-    return (obj or {}).get("metadata", {}).get("labels") or {}
+    return obj["metadata"].get("labels") or _NO_LABELS if obj is not None else _NO_LABELS
+
+
+_NO_LABELS: dict = {}  # shared, never written to
 
 
 class ResourceStore:
@@ -195,7 +198,7 @@ class ResourceStore:
         self.by_namespace.setdefault(key[0], {})[key[1]] = obj
         old, new = labels_of(prev), labels_of(obj)
         if prev is not None:
-            if old == new:
+            if old is new or old == new:
                 return
             self._unindex(key, old)
         for item in new.items():
@@ -273,10 +276,10 @@ class WatcherIndex:
         if self._label_keys:  # look up only the label keys watchers are indexed by
             now, before = labels_of(change.obj), labels_of(change.prev)
             for key in self._label_keys:
-                values = {now.get(key), before.get(key)}
-                values.discard(None)
-                for value in values:
-                    found.extend(self._by_label.get((key, value, None), ()))
-                    found.extend(self._by_label.get((key, value, namespace), ()))
+                value, was = now.get(key), before.get(key)
+                for value in (value,) if value == was else (value, was):
+                    if value is not None:
+                        found.extend(self._by_label.get((key, value, None), ()))
+                        found.extend(self._by_label.get((key, value, namespace), ()))
         # a stable order keeps fan-out (and so the trace) deterministic
         return sorted(found, key=lambda w: w.id) if len(found) > 1 else found

@@ -32,7 +32,7 @@ class Strategy:
 
     def decode(self, obj: dict) -> dict:
         """``obj`` as the typed object would hold it, or DecodeError with Go's decoder message."""
-        return self.schema.decode(obj, "", "")
+        return decode_typed(self.schema, obj)
 
     def prepare_create(self, obj: dict) -> dict:
         return obj
@@ -234,12 +234,30 @@ class DecodeError(ValueError):
     """A body that does not fit the typed object; ``str()`` is Go's decoder message."""
 
 
-def _mismatch(value, struct: str, path: str, go_type: str) -> DecodeError:
-    shown = go_json_type(value)
-    if shown == "number" and go_type in _INT_RANGES:
-        shown = f"number {value!r}"  # Go names the literal it could not fit into the integer
-    where = f"Go struct field {struct}.{path}" if path else "Go value"
-    return DecodeError(f"json: cannot unmarshal {shown} into {where} of type {go_type}")
+class _Misfit(Exception):
+    """A value of the wrong JSON type, on its way up to the struct that names it: each struct it
+    passes adds its field, so the path is built only for a body that is wrong."""
+
+    def __init__(self, value, go_type: str):
+        self.value, self.go_type = value, go_type
+        self.struct: str | None = None  # the innermost struct holding the field
+        self.keys: list[str] = []       # the field path, innermost first
+
+    def error(self) -> DecodeError:
+        shown = go_json_type(self.value)
+        if shown == "number" and self.go_type in _INT_RANGES:
+            shown = f"number {self.value!r}"  # Go names the literal it could not fit into the integer
+        path = ".".join(reversed(self.keys))
+        where = f"Go struct field {self.struct}.{path}" if path else "Go value"
+        return DecodeError(f"json: cannot unmarshal {shown} into {where} of type {self.go_type}")
+
+
+def decode_typed(schema, value):
+    """``value`` as the typed ``schema`` holds it (sharing what needs no change), or DecodeError."""
+    try:
+        return schema.decode(value)
+    except _Misfit as misfit:
+        raise misfit.error() from None
 
 
 _INT_RANGES = {"int64": (-2**63, 2**63 - 1), "int32": (-2**31, 2**31 - 1)}
@@ -255,14 +273,14 @@ class Scalar:
     def __post_init__(self):
         object.__setattr__(self, "plain", {"string": str, "bool": bool}.get(self.json))
 
-    def decode(self, value, struct: str, path: str):
+    def decode(self, value):
         if value is None:
             return self.zero
         if go_json_type(value) != self.json:
-            raise _mismatch(value, struct, path, self.name)
+            raise _Misfit(value, self.name)
         bounds = _INT_RANGES.get(self.name)
         if bounds and (isinstance(value, float) or not bounds[0] <= value <= bounds[1]):
-            raise _mismatch(value, struct, path, self.name)
+            raise _Misfit(value, self.name)
         return value
 
 
@@ -275,12 +293,15 @@ class ListOf:
     def name(self) -> str:
         return "[]" + self.item.name
 
-    def decode(self, value, struct: str, path: str):
+    def decode(self, value):
         if value is None:
             return None
-        if not isinstance(value, list):
-            raise _mismatch(value, struct, path, self.name)
-        decoded = [self.item.decode(item, struct, path) for item in value]
+        if type(value) is not list and not isinstance(value, list):
+            raise _Misfit(value, self.name)
+        plain = self.item.plain
+        if plain is not None and all(type(item) is plain for item in value):
+            return value  # command and args: all strings, nothing to convert
+        decoded = [self.item.decode(item) for item in value]
         return value if all(new is old for new, old in zip(decoded, value)) else decoded
 
 
@@ -290,15 +311,15 @@ class MapOf:
     name: str = "map[string]string"
     plain = None
 
-    def decode(self, value, struct: str, path: str):
+    def decode(self, value):
         if value is None:
             return None
-        if not isinstance(value, dict):
-            raise _mismatch(value, struct, path, self.name)
+        if type(value) is not dict and not isinstance(value, dict):
+            raise _Misfit(value, self.name)
         plain = self.value.plain
         if plain is not None and all(type(item) is plain for item in value.values()):
             return value  # labels and annotations: all strings, nothing to convert
-        return {key: self.value.decode(item, struct, path) for key, item in value.items()}
+        return {key: self.value.decode(item) for key, item in value.items()}
 
 
 @dataclass(frozen=True)
@@ -307,25 +328,32 @@ class Struct:
     fields: dict = field(default_factory=dict)  # JSON name -> type; other fields pass through
     plain = None
 
-    def decode(self, value, struct: str, path: str):
+    def decode(self, value):
         if value is None:
             return {}
-        if not isinstance(value, dict):
-            raise _mismatch(value, struct, path, self.name)
-        inner = self.name.rsplit(".", 1)[-1]
-        changed = {}  # the decoded object shares everything that needed no change
+        if type(value) is not dict and not isinstance(value, dict):
+            raise _Misfit(value, self.name)
+        changed = None  # the decoded object shares everything that needed no change
         fields = self.fields
         for key, item in value.items():
-            if item is None:
-                changed[key] = _DROP  # a null field is the zero value, which the server leaves out
-                continue
             kind = fields.get(key)
-            if kind is None or type(item) is kind.plain:
+            if item is None:
+                new = _DROP  # a null field is the zero value, which the server leaves out
+            elif kind is None or type(item) is kind.plain:
                 continue  # unknown fields pass through; plain strings need no check
-            new = kind.decode(item, inner, f"{path}.{key}" if path else key)
-            if new is not item:
-                changed[key] = new
-        if not changed:
+            else:
+                try:
+                    new = kind.decode(item)
+                except _Misfit as misfit:
+                    misfit.keys.append(key)
+                    misfit.struct = misfit.struct or self.name.rsplit(".", 1)[-1]
+                    raise
+                if new is item:
+                    continue
+            if changed is None:
+                changed = {}
+            changed[key] = new
+        if changed is None:
             return value
         pairs = ((key, changed.get(key, item)) for key, item in value.items())
         return {key: item for key, item in pairs if item is not _DROP}
@@ -344,7 +372,7 @@ class QuantityType:
     name = "resource.Quantity"
     plain = None
 
-    def decode(self, value, struct: str, path: str):
+    def decode(self, value):
         if value is None:
             return "0"
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
@@ -409,4 +437,4 @@ DELETE_OPTIONS = Struct("v1.DeleteOptions", {
 
 
 __all__ = ["Strategy", "PodStrategy", "NamespaceStrategy", "SelectorError", "TERMINAL_PHASES",
-           "DecodeError", "DELETE_OPTIONS"]
+           "DecodeError", "DELETE_OPTIONS", "decode_typed"]

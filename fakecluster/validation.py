@@ -213,9 +213,16 @@ def validate_namespace_name(name: str | None, field: str = "metadata.namespace")
 def validate_labels(labels: Mapping[str, str] | None, field: str = "metadata.labels") -> list[Cause]:
     causes = []
     for key, value in (labels or {}).items():
-        causes += [invalid(field, key, error) for error in label_key_errors(key)]
-        causes += [invalid(field, value, error) for error in label_value_errors(value)]
+        if _label_key_problems(key) or not _plain_label_value(value):
+            causes += [invalid(field, key, error) for error in label_key_errors(key)]
+            causes += [invalid(field, value, error) for error in label_value_errors(value)]
     return causes
+
+
+def _plain_label_value(value: str) -> bool:
+    """A valid label value, checked at the least cost (the pattern admits ASCII only, so
+    characters are bytes)."""
+    return len(value) <= LABEL_VALUE_MAX and _is_label_value(value) is not None
 
 
 def validate_annotations(annotations: Mapping[str, str] | None,
@@ -223,9 +230,16 @@ def validate_annotations(annotations: Mapping[str, str] | None,
     """Keys are label keys, but case-insensitive; keys and values together fit in 256 KiB."""
     annotations = annotations or {}
     causes = [invalid(field, key, error) for key in annotations for error in label_key_errors(key.lower())]
-    if sum(_nbytes(key) + _nbytes(value) for key, value in annotations.items()) > ANNOTATIONS_MAX_BYTES:
+    if _too_large(annotations):
         causes.append(too_long(field, ANNOTATIONS_MAX_BYTES))
     return causes
+
+
+def _too_large(annotations: Mapping[str, str]) -> bool:
+    characters = sum(len(key) + len(value) for key, value in annotations.items())
+    if characters * 4 <= ANNOTATIONS_MAX_BYTES:  # a character is at most 4 bytes in UTF-8
+        return False
+    return sum(_nbytes(key) + _nbytes(value) for key, value in annotations.items()) > ANNOTATIONS_MAX_BYTES
 
 
 def validate_pod_metadata(metadata: Mapping) -> list[Cause]:

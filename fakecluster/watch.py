@@ -33,15 +33,25 @@ class Watcher:
         equalities = labels.equalities()
         self.index_label = min(equalities.items()) if equalities else None
         self._plain = labels.is_empty and fields.is_empty
+        # The last label set judged, and the verdict: a write that leaves the labels alone keeps
+        # the same dict, so the state before and after are judged once between them.
+        self._judged: tuple[dict | None, bool] = (None, False)
         stream.on_client_close.append(self.close)
 
     def matches(self, obj: dict | None) -> bool:
         if obj is None:
             return False
-        if self.namespace is not None and obj["metadata"].get("namespace") != self.namespace:
+        meta = obj["metadata"]
+        if self.namespace is not None and meta.get("namespace") != self.namespace:
             return False
-        return self._plain or (self.labels.matches(obj["metadata"].get("labels") or {})
-                               and self.fields.matches(obj))
+        return self._plain or (self._labels_match(meta.get("labels") or {}) and self.fields.matches(obj))
+
+    def _labels_match(self, labels: dict) -> bool:
+        judged, verdict = self._judged
+        if labels is not judged:
+            verdict = self.labels.matches(labels)
+            self._judged = (labels, verdict)
+        return verdict
 
     def offer(self, change: Change) -> None:
         """Send the change as this watcher sees it through its selectors."""

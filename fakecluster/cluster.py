@@ -68,7 +68,7 @@ class FakeCluster:
         self.gateway = Gateway(self.server, self.kernel, self.rng, self.faults)
         self.behaviour = behaviour or Behaviour()
         self.trace: list[tuple] = []
-        self._outcomes: dict[tuple, Outcome] = {}
+        self._outcomes: dict[str, Outcome] = {}  # by pod uid, while the pod exists
         self.nodes: dict[str, NodeState] = {}
         self._node_serial = 0
         self._event_names: dict[tuple, tuple[str, str]] = {}
@@ -417,6 +417,7 @@ class FakeCluster:
         elif change.type == DELETED:
             self.scheduler.forget(key)
             self.kubelets.forget(key)
+            self._outcomes.pop(pod["metadata"]["uid"], None)  # a uid never comes back
 
     def _admit(self, key: tuple, uid: str) -> None:
         """A pod created with spec.nodeName set: the kubelet's admission, or PodGC for no node."""

@@ -27,7 +27,7 @@ from .decoding import decode_json, decode_yaml, find_kind_error, summarize
 from .kernel import Kernel
 from .patch import SUPPORTED_PATCH_TYPES, PatchError, apply_patch, go_json_type
 from .query import EXACT, META_GROUP, parse_bool, parse_int, parse_rv, parse_stored_rv, validate_list_options
-from .selectors import SelectorError, parse_label_selector
+from .selectors import EVENT_FIELDS, NAMESPACE_FIELDS, NODE_FIELDS, SelectorError, parse_label_selector
 from .status import ApiError
 from .store import Change, Key, ResourceStore, Revision, key_of
 from .strategies import DELETE_OPTIONS, DecodeError, NamespaceStrategy, PodStrategy, Strategy, decode_typed
@@ -109,9 +109,9 @@ class ApiServer:
         self.revision = Revision()
         self.strategies: dict[str, Strategy] = {
             "pods": PodStrategy(),
-            "namespaces": NamespaceStrategy("namespaces", "Namespace", False),
-            "nodes": Strategy("nodes", "Node", False),
-            "events": Strategy("events", "Event", True),
+            "namespaces": NamespaceStrategy("namespaces", "Namespace", False, NAMESPACE_FIELDS),
+            "nodes": Strategy("nodes", "Node", False, NODE_FIELDS),
+            "events": Strategy("events", "Event", True, EVENT_FIELDS),
         }
         self.stores = {name: ResourceStore(name, s.kind, s.namespaced, self.revision,
                                            self.options.watch_cache_size, self.options.watch_cache_seconds,

@@ -1,14 +1,15 @@
-"""Label and field selectors for pods, parsed and matched the way kube-apiserver does it.
+"""Label and field selectors, parsed and matched the way kube-apiserver does it.
 
 Errors carry the apiserver's own wording (k8s.io/apimachinery ``labels.Parse``, ``fields.ParseSelector``
-and the pod field-label conversion), so the fake's 400 BadRequest reads like a real cluster's.
+and the field-label conversions of pods, events, nodes and namespaces), so the fake's 400
+BadRequest reads like a real cluster's.
 Selectors are compiled once into tuples of small predicates, because they run on every watch event.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from operator import attrgetter
 from typing import Callable, Iterable, Mapping
 
@@ -287,7 +288,7 @@ def _never_set(pod: dict) -> str:
 
 
 # What each supported field reads from a pod's JSON (pkg/registry/core/pod ToSelectableFields).
-_POD_FIELDS: dict[str, Callable[[dict], str]] = {
+_POD_READERS: dict[str, Callable[[dict], str]] = {
     "metadata.name": _text_field("metadata", "name"),
     "metadata.namespace": _text_field("metadata", "namespace"),
     "spec.nodeName": _text_field("spec", "nodeName"),
@@ -300,25 +301,74 @@ _POD_FIELDS: dict[str, Callable[[dict], str]] = {
     "status.podIPs": _never_set,
     "status.nominatedNodeName": _text_field("status", "nominatedNodeName"),
 }
-_LEGACY_FIELDS = {"spec.host": "spec.nodeName"}
+
+
+def _top_field(name: str) -> Callable[[dict], str]:
+    def read(obj: dict) -> str:
+        return obj.get(name) or ""
+    return read
+
+
+def _event_source(event: dict) -> str:
+    # source.component, or the newer reportingComponent when an Event has no source
+    return (event.get("source") or {}).get("component") or event.get("reportingComponent") or ""
+
+
+def _unschedulable(node: dict) -> str:
+    return "true" if (node.get("spec") or {}).get("unschedulable") is True else "false"
+
+
+# pkg/registry/core/event ToSelectableFields
+_EVENT_READERS: dict[str, Callable[[dict], str]] = {
+    "metadata.name": _text_field("metadata", "name"),
+    "metadata.namespace": _text_field("metadata", "namespace"),
+    **{f"involvedObject.{name}": _text_field("involvedObject", name)
+       for name in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")},
+    "reason": _top_field("reason"),
+    "reportingComponent": _top_field("reportingComponent"),
+    "source": _event_source,
+    "type": _top_field("type"),
+}
+
+
+@dataclass(frozen=True)
+class SelectableFields:
+    """The fields one kind can be selected by, and the legacy labels its conversion renames."""
+
+    readers: Mapping[str, Callable[[dict], str]]
+    renames: Mapping[str, str] = field(default_factory=dict)
+
+
+POD_FIELDS = SelectableFields(_POD_READERS, {"spec.host": "spec.nodeName"})
+EVENT_FIELDS = SelectableFields(_EVENT_READERS)
+NODE_FIELDS = SelectableFields({"metadata.name": _text_field("metadata", "name"),
+                                "spec.unschedulable": _unschedulable})
+NAMESPACE_FIELDS = SelectableFields({"metadata.name": _text_field("metadata", "name"),
+                                     "status.phase": _text_field("status", "phase")})
+# kinds with the default conversion (ObjectMeta fields only)
+OBJECT_FIELDS = SelectableFields({"metadata.name": _text_field("metadata", "name"),
+                                  "metadata.namespace": _text_field("metadata", "namespace")})
 
 
 class FieldSelector(_CompiledSelector):
-    __slots__ = ()
+    __slots__ = ("_readers",)
+
+    def __init__(self, requirements: Iterable = (), readers: Mapping[str, Callable[[dict], str]] | None = None):
+        self._readers = readers or {}
+        super().__init__(requirements)
 
     def equalities(self) -> dict[str, str]:
         return {r.field: r.value for r in self.requirements if r.operator != NOT_EQUALS}
 
-    @staticmethod
-    def _compile(req: FieldRequirement) -> Callable[[dict], bool]:
-        read, value = _POD_FIELDS[req.field], req.value
+    def _compile(self, req: FieldRequirement) -> Callable[[dict], bool]:
+        read, value = self._readers[req.field], req.value
         if req.operator == NOT_EQUALS:
-            return lambda pod: read(pod) != value
-        return lambda pod: read(pod) == value
+            return lambda obj: read(obj) != value
+        return lambda obj: read(obj) == value
 
 
-def parse_field_selector(text: str | None) -> FieldSelector:
-    """Parse ``?fieldSelector=`` for pods; empty or None selects everything.
+def parse_field_selector(text: str | None, selectable: SelectableFields = POD_FIELDS) -> FieldSelector:
+    """Parse ``?fieldSelector=`` for one kind (pods by default); empty or None selects everything.
 
     As in Kubernetes, terms are not trimmed and only ``=``, ``==`` and ``!=`` exist; a value may
     escape ``\\``, ``,`` and ``=`` with a backslash.
@@ -327,7 +377,7 @@ def parse_field_selector(text: str | None) -> FieldSelector:
         return FieldSelector()
     terms = sorted(_split_terms(text))  # sorted, as Kubernetes does, so errors name the same term
     parsed = [_parse_term(text, term) for term in terms if term]
-    return FieldSelector([_to_pod_field(req) for req in parsed])
+    return FieldSelector([_converted(req, selectable) for req in parsed], selectable.readers)
 
 
 def _split_terms(text: str) -> list[str]:
@@ -375,14 +425,15 @@ def _unescape(value: str) -> str:
     return "".join(chars)
 
 
-def _to_pod_field(req: FieldRequirement) -> FieldRequirement:
-    """The pod field-label conversion: rename legacy labels, reject unknown ones."""
-    field = _LEGACY_FIELDS.get(req.field, req.field)
-    if field not in _POD_FIELDS:
+def _converted(req: FieldRequirement, selectable: SelectableFields) -> FieldRequirement:
+    """The kind's field-label conversion: rename legacy labels, reject unknown ones."""
+    field_name = selectable.renames.get(req.field, req.field)
+    if field_name not in selectable.readers:
         raise SelectorError(f"field label not supported: {req.field}")
-    return replace(req, field=field)
+    return replace(req, field=field_name)
 
 
 __all__ = ["SelectorError", "Requirement", "LabelSelector", "parse_label_selector",
-           "FieldRequirement", "FieldSelector", "parse_field_selector"]
+           "FieldRequirement", "FieldSelector", "parse_field_selector", "SelectableFields",
+           "POD_FIELDS", "EVENT_FIELDS", "NODE_FIELDS", "NAMESPACE_FIELDS", "OBJECT_FIELDS"]
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from . import validation
 from .patch import go_json_type
-from .selectors import FieldSelector, SelectorError, parse_field_selector
+from .selectors import OBJECT_FIELDS, POD_FIELDS, FieldSelector, SelectableFields, SelectorError, parse_field_selector
 
 TERMINAL_PHASES = ("Succeeded", "Failed")
 
@@ -26,8 +26,9 @@ class Strategy:
     # resource served here; a strategy without it answers 422 "must be specified for an update").
     allow_unconditional_update = True
 
-    def __init__(self, resource: str, kind: str, namespaced: bool):
+    def __init__(self, resource: str, kind: str, namespaced: bool, fields: SelectableFields = OBJECT_FIELDS):
         self.resource, self.kind, self.namespaced = resource, kind, namespaced
+        self.fields = fields  # what ?fieldSelector= may name (the kind's field-label conversion)
         self.schema = Struct(f"v1.{kind}", {"apiVersion": STRING, "kind": STRING, "metadata": OBJECT_META})
 
     def decode(self, obj: dict) -> dict:
@@ -56,7 +57,7 @@ class Strategy:
         return 0
 
     def field_selector(self, text: str | None) -> FieldSelector:
-        return parse_object_field_selector(text)
+        return parse_field_selector(text, self.fields)
 
 
 class NamespaceStrategy(Strategy):
@@ -69,11 +70,8 @@ class NamespaceStrategy(Strategy):
 
 class PodStrategy(Strategy):
     def __init__(self):
-        super().__init__("pods", "Pod", True)
+        super().__init__("pods", "Pod", True, POD_FIELDS)
         self.schema = POD
-
-    def field_selector(self, text: str | None) -> FieldSelector:
-        return parse_field_selector(text)
 
     def prepare_create(self, pod: dict) -> dict:
         spec = dict(pod.get("spec") or {})
@@ -127,20 +125,6 @@ class PodStrategy(Strategy):
             return 0
         grace = requested if requested is not None else pod["spec"].get("terminationGracePeriodSeconds", 30)
         return 1 if grace < 0 else grace
-
-
-def parse_object_field_selector(text: str | None) -> FieldSelector:
-    """Field selectors of kinds with the default conversion: name and namespace only."""
-    if text:
-        for term in text.split(","):
-            field_name = term.replace("!=", "=").split("=", 1)[0]
-            if field_name not in GENERIC_FIELDS:
-                raise SelectorError(f'"{field_name}" is not a known field selector: only '
-                                    f'"metadata.name", "metadata.namespace"')
-    return parse_field_selector(text)
-
-
-GENERIC_FIELDS = ("metadata.name", "metadata.namespace")
 
 
 def default_container(container: dict) -> dict:

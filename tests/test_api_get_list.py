@@ -119,6 +119,46 @@ def test_unsupported_field_selector_is_400(world):
         "message": "field label not supported: spec.image", "reason": "BadRequest", "code": 400}
 
 
+def test_event_field_selectors_find_the_events_about_one_object(world):
+    """What ``kubectl describe`` asks for: the Events whose involvedObject is the pod."""
+    cluster, api = world
+
+    def main():
+        stuck, _ = make(api, "stuck"), make(api, "other")
+        cluster.sleep(1)
+        about_stuck = (f"involvedObject.name=stuck,involvedObject.namespace={NS},"
+                       f"involvedObject.kind=Pod,involvedObject.uid={stuck.metadata.uid}")
+        return [[(e.involved_object.name, e.reason) for e in api.list_namespaced_event(NS, field_selector=s).items]
+                for s in (about_stuck, "involvedObject.name=stuck,type=Normal", "source=default-scheduler,type=Warning",
+                          "reason=FailedScheduling,involvedObject.name!=stuck",
+                          "reportingComponent=default-scheduler,involvedObject.name=other")]
+
+    stuck, other = ("stuck", "FailedScheduling"), ("other", "FailedScheduling")
+    assert cluster.run(main) == [[stuck], [], [other, stuck], [other], [other]]
+
+
+@pytest.mark.parametrize("call, selector, expected", [
+    ("list_node", "spec.unschedulable=false", ["node-1", "node-2", "node-3"]),
+    ("list_node", "metadata.name=node-2", ["node-2"]),
+    ("list_namespace", "status.phase=Active,metadata.name=default", ["default"]),
+])
+def test_node_and_namespace_field_selectors(world, call, selector, expected):
+    cluster, api = world
+    assert names(cluster.run(lambda: getattr(api, call)(field_selector=selector))) == expected
+
+
+@pytest.mark.parametrize("call, args, selector", [
+    ("list_namespaced_event", (NS,), "message=x"),
+    ("list_node", (), "metadata.namespace=default"),
+    ("list_namespace", (), "spec.finalizers=kubernetes"),
+])
+def test_each_kind_refuses_the_fields_it_cannot_select_by(world, call, args, selector):
+    cluster, api = world
+    error = cluster.run(lambda: rejected(getattr(api, call), *args, field_selector=selector))
+    field_name = selector.split("=")[0]
+    assert (error.status, status_of(error)["message"]) == (400, f"field label not supported: {field_name}")
+
+
 def test_malformed_label_selector_is_400(world):
     cluster, api = world
     error = cluster.run(lambda: rejected(api.list_namespaced_pod, NS, label_selector="app in web"))

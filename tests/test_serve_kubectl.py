@@ -1,5 +1,5 @@
 """kubectl, as found on the machine, against ``kubesim serve``: get (table, -o json, -o yaml,
--o wide, -w, selectors, --all-namespaces), create -f, apply -f, label and delete. The tests
+-o wide, -w, selectors, --all-namespaces), describe, create -f, apply -f, label and delete. The tests
 skip when kubectl is missing, and fail then when KUBESIM_REQUIRE_KUBECTL=1 (CI sets it)."""
 
 from __future__ import annotations
@@ -173,6 +173,16 @@ def test_status_column_words_pod_states_as_kubectl_does(cluster):
     assert shown.pop("badimage") in ("ErrImagePull", "ImagePullBackOff")
     assert shown == {"pulling": "ContainerCreating", "finished": "Completed", "oomed": "OOMKilled",
                      "stopping": "Terminating"}
+
+
+def test_describe_pod_shows_why_it_is_stuck_pending(cluster):
+    server, kubectl = cluster
+    kubectl("create", "-f", kubectl.manifest("unplaced", {"case": "describe"}, {"kubesim.io/unschedulable": "true"}))
+    wait_for(lambda: server.call(lambda: server.cluster.events(involved="unplaced")), "a FailedScheduling event")
+    described = kubectl("describe", "pod", "unplaced")
+    assert re.search(r"^Status:\s+Pending$", described, re.MULTILINE)
+    events = described[described.index("Events:"):]
+    assert re.search(r"Warning\s+FailedScheduling\s+.*default-scheduler\s+0/\d+ nodes are available", events), events
 
 
 def test_get_pods_watch_prints_each_change_as_it_happens(cluster):

@@ -345,9 +345,6 @@ NODE_FIELDS = SelectableFields({"metadata.name": _text_field("metadata", "name")
                                 "spec.unschedulable": _unschedulable})
 NAMESPACE_FIELDS = SelectableFields({"metadata.name": _text_field("metadata", "name"),
                                      "status.phase": _text_field("status", "phase")})
-# kinds with the default conversion (ObjectMeta fields only)
-OBJECT_FIELDS = SelectableFields({"metadata.name": _text_field("metadata", "name"),
-                                  "metadata.namespace": _text_field("metadata", "namespace")})
 
 
 class FieldSelector(_CompiledSelector):
@@ -435,5 +432,5 @@ def _converted(req: FieldRequirement, selectable: SelectableFields) -> FieldRequ
 
 __all__ = ["SelectorError", "Requirement", "LabelSelector", "parse_label_selector",
            "FieldRequirement", "FieldSelector", "parse_field_selector", "SelectableFields",
-           "POD_FIELDS", "EVENT_FIELDS", "NODE_FIELDS", "NAMESPACE_FIELDS", "OBJECT_FIELDS"]
+           "POD_FIELDS", "EVENT_FIELDS", "NODE_FIELDS", "NAMESPACE_FIELDS"]
 

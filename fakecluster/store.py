@@ -86,7 +86,9 @@ def with_rv(obj: dict, rv: int) -> dict:
 
 
 def labels_of(obj: dict | None) -> dict:
-    return obj["metadata"].get("labels") or _NO_LABELS if obj is not None else _NO_LABELS
+    if obj is None:
+        return _NO_LABELS
+    return obj["metadata"].get("labels") or _NO_LABELS
 
 
 _NO_LABELS: dict = {}  # shared, never written to
@@ -276,8 +278,8 @@ class WatcherIndex:
         if self._label_keys:  # look up only the label keys watchers are indexed by
             now, before = labels_of(change.obj), labels_of(change.prev)
             for key in self._label_keys:
-                value, was = now.get(key), before.get(key)
-                for value in (value,) if value == was else (value, was):
+                current, was = now.get(key), before.get(key)
+                for value in (current,) if current == was else (current, was):
                     if value is not None:
                         found.extend(self._by_label.get((key, value, None), ()))
                         found.extend(self._by_label.get((key, value, namespace), ()))

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from . import validation
 from .patch import go_json_type
-from .selectors import OBJECT_FIELDS, POD_FIELDS, FieldSelector, SelectableFields, SelectorError, parse_field_selector
+from .selectors import POD_FIELDS, FieldSelector, SelectableFields, SelectorError, parse_field_selector
 
 TERMINAL_PHASES = ("Succeeded", "Failed")
 
@@ -26,7 +26,7 @@ class Strategy:
     # resource served here; a strategy without it answers 422 "must be specified for an update").
     allow_unconditional_update = True
 
-    def __init__(self, resource: str, kind: str, namespaced: bool, fields: SelectableFields = OBJECT_FIELDS):
+    def __init__(self, resource: str, kind: str, namespaced: bool, fields: SelectableFields):
         self.resource, self.kind, self.namespaced = resource, kind, namespaced
         self.fields = fields  # what ?fieldSelector= may name (the kind's field-label conversion)
         self.schema = Struct(f"v1.{kind}", {"apiVersion": STRING, "kind": STRING, "metadata": OBJECT_META})
@@ -280,7 +280,7 @@ class ListOf:
     def decode(self, value):
         if value is None:
             return None
-        if type(value) is not list and not isinstance(value, list):
+        if not isinstance(value, list):
             raise _Misfit(value, self.name)
         plain = self.item.plain
         if plain is not None and all(type(item) is plain for item in value):
@@ -298,7 +298,7 @@ class MapOf:
     def decode(self, value):
         if value is None:
             return None
-        if type(value) is not dict and not isinstance(value, dict):
+        if not isinstance(value, dict):
             raise _Misfit(value, self.name)
         plain = self.value.plain
         if plain is not None and all(type(item) is plain for item in value.values()):
@@ -315,7 +315,7 @@ class Struct:
     def decode(self, value):
         if value is None:
             return {}
-        if type(value) is not dict and not isinstance(value, dict):
+        if not isinstance(value, dict):
             raise _Misfit(value, self.name)
         changed = None  # the decoded object shares everything that needed no change
         fields = self.fields

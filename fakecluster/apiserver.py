@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import json
 import random
 from dataclasses import dataclass, field
@@ -50,6 +49,7 @@ class Request:
     query: dict[str, str] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)  # lower-case names
     body: bytes | None = None
+    parts: list[str] = field(init=False, repr=False)  # the path's segments, for gateway and router
 
     @classmethod
     def from_url(cls, method: str, url: str, headers: dict | None = None, body: bytes | None = None):
@@ -61,10 +61,8 @@ class Request:
         return cls(method.upper(), path, dict(parse_qsl(query, keep_blank_values=True)) if query else {},
                    {k.lower(): v for k, v in (headers or {}).items()}, body)
 
-    @functools.cached_property
-    def parts(self) -> list[str]:
-        """The path's segments, split once for the gateway and the router."""
-        return [p for p in self.path.split("/") if p]
+    def __post_init__(self):
+        self.parts = [p for p in self.path.split("/") if p]
 
 
 @dataclass
@@ -143,13 +141,7 @@ class ApiServer:
         method, item = request.method, route.name is not None
         if route.subresource not in (None, "status"):
             raise errors.unknown_resource()
-        handlers = {
-            ("GET", False): self._list_or_watch, ("POST", False): self._create,
-            ("DELETE", False): self._delete_collection,
-            ("GET", True): self._get, ("PUT", True): self._replace, ("PATCH", True): self._patch,
-            ("DELETE", True): self._delete,
-        }
-        handler = handlers.get((method, item))
+        handler = _HANDLERS.get((method, item))
         # deletecollection is served within one namespace only (not across all, not cluster-wide)
         wide_delete = (method, item) == ("DELETE", False) and route.namespace is None
         if handler is None or wide_delete or \
@@ -157,7 +149,7 @@ class ApiServer:
             raise errors.method_not_allowed(method)
         if request.body is not None and len(request.body) > MAX_BODY_BYTES:
             raise errors.entity_too_large(MAX_BODY_BYTES)
-        return handler(route, request)
+        return handler(self, route, request)
 
     def route(self, parts: list[str]) -> Route:
         """The store, namespace, name and subresource a request's path segments address."""
@@ -596,6 +588,13 @@ class ApiServer:
             raise errors.bad_request(f"{kind} in version {go_quote(version)} cannot be handled as a "
                                      f"{strategy.kind}: {exc}") from None
 
+
+_HANDLERS: dict[tuple[str, bool], Callable] = {  # (method, names an item) -> handler
+    ("GET", False): ApiServer._list_or_watch, ("POST", False): ApiServer._create,
+    ("DELETE", False): ApiServer._delete_collection,
+    ("GET", True): ApiServer._get, ("PUT", True): ApiServer._replace, ("PATCH", True): ApiServer._patch,
+    ("DELETE", True): ApiServer._delete,
+}
 
 VERSION = {"major": "1", "minor": "31", "gitVersion": "v1.31.0-kubesim", "platform": "linux/amd64"}
 

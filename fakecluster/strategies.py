@@ -303,7 +303,8 @@ class MapOf:
         plain = self.value.plain
         if plain is not None and all(type(item) is plain for item in value.values()):
             return value  # labels and annotations: all strings, nothing to convert
-        return {key: self.value.decode(item) for key, item in value.items()}
+        decoded = {key: self.value.decode(item) for key, item in value.items()}
+        return value if all(decoded[key] is item for key, item in value.items()) else decoded
 
 
 @dataclass(frozen=True)
@@ -359,11 +360,18 @@ class QuantityType:
     def decode(self, value):
         if value is None:
             return "0"
+        if type(value) is str and value in _QUANTITIES_SEEN:
+            return value
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             raise DecodeError(QUANTITY_ERROR)
         if not _QUANTITY.fullmatch(str(value)):
             raise DecodeError(QUANTITY_ERROR)
+        if type(value) is str and len(_QUANTITIES_SEEN) < 1024:
+            _QUANTITIES_SEEN.add(value)
         return value
+
+
+_QUANTITIES_SEEN: set[str] = set()  # valid quantity strings met before ("100m", "64Mi"): a body reuses a few
 
 
 STRING, BOOL = Scalar("string"), Scalar("bool", "bool", False)

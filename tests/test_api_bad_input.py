@@ -91,6 +91,15 @@ MISTYPED = {
     "grace-fraction": ({"metadata": {"name": "x"}, "spec": {"terminationGracePeriodSeconds": 1.5,
                                                             "containers": [{"name": "a", "image": "b"}]}},
                        "number 1.5 into Go struct field PodSpec.spec.terminationGracePeriodSeconds of type int64"),
+    # just past int64, and past uint64: Go names the exact literal, so it must not become a float
+    "grace-int64-overflow": ({"metadata": {"name": "x"}, "spec": {"terminationGracePeriodSeconds": 2**63,
+                                                                  "containers": [{"name": "a", "image": "b"}]}},
+                             "number 9223372036854775808 into Go struct field "
+                             "PodSpec.spec.terminationGracePeriodSeconds of type int64"),
+    "grace-huge": ({"metadata": {"name": "x"}, "spec": {"terminationGracePeriodSeconds": 10**25,
+                                                        "containers": [{"name": "a", "image": "b"}]}},
+                   "number 10000000000000000000000000 into Go struct field "
+                   "PodSpec.spec.terminationGracePeriodSeconds of type int64"),
 }
 
 

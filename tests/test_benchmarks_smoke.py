@@ -46,3 +46,15 @@ def test_sim_only_pushes_every_pod_through():
 def test_children_get_the_options_but_not_the_sweep():
     argv = ["--sweep", "1000,10000", "--raw", "--json=out.json", "--tasks", "5", "--nodes", "7"]
     assert scale.child_argv(argv) == ["--raw", "--nodes", "7"]
+
+
+def test_the_instruction_counts_floor_replays_the_recorded_run(tmp_path):
+    """instructions.py's children: what one records, another replays exactly (it raises on any
+    request or event that differs, or a recorded answer left unused)."""
+    import instructions
+    log = str(tmp_path / "recorded.pickle")
+    instructions.child("record", 8, False, log)
+    assert os.path.getsize(log) > 0
+    instructions.child("floor", 8, False, log)
+    with pytest.raises(Exception, match="left .* recorded answers unused"):
+        instructions.child("floor", 4, False, log)   # a shorter replay leaves answers over

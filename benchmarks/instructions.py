@@ -16,7 +16,7 @@ work and how much is interference.
 
     PYTHONPATH=. python benchmarks/instructions.py --pods 1000 [--raw] [--json out.json]
 
-Needs valgrind (Debian: ``apt-get install valgrind``). 1,000 pods take about five minutes.
+Needs valgrind (Debian: ``apt-get install valgrind``). 1,000 pods take seven to ten minutes.
 """
 
 from __future__ import annotations

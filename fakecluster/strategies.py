@@ -6,6 +6,7 @@ friends) at the depth a pod-launching client can observe.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -360,18 +361,14 @@ class QuantityType:
     def decode(self, value):
         if value is None:
             return "0"
-        if type(value) is str and value in _QUANTITIES_SEEN:
-            return value
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)) or not _is_quantity(str(value)):
             raise DecodeError(QUANTITY_ERROR)
-        if not _QUANTITY.fullmatch(str(value)):
-            raise DecodeError(QUANTITY_ERROR)
-        if type(value) is str and len(_QUANTITIES_SEEN) < 1024:
-            _QUANTITIES_SEEN.add(value)
         return value
 
 
-_QUANTITIES_SEEN: set[str] = set()  # valid quantity strings met before ("100m", "64Mi"): a body reuses a few
+@functools.lru_cache(maxsize=1024)  # a load asks about the same few quantities ("100m", "64Mi")
+def _is_quantity(text: str) -> bool:
+    return _QUANTITY.fullmatch(text) is not None
 
 
 STRING, BOOL = Scalar("string"), Scalar("bool", "bool", False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import socket
+from collections import deque
 from typing import Callable
 
 from .kernel import Kernel
@@ -19,7 +20,12 @@ class Stream:
 
     def __init__(self, kernel: Kernel, name: str = "watch stream"):
         self._kernel = kernel
-        self._buffer = bytearray()
+        # Written pieces, read in order; the first may be partly read (``_offset``). A queue, not
+        # one bytearray: a reader megabytes behind would have the whole backlog copied on each
+        # growth of the array.
+        self._pieces: deque[bytes] = deque()
+        self._offset = 0
+        self._pending = 0
         self._data = kernel.env.event()
         self.name = name
         self.ended = False        # the server finished the body (clean end)
@@ -33,22 +39,22 @@ class Stream:
     def write_chunk(self, payload: bytes) -> None:
         if not self._open():
             return
-        buffer = self._buffer  # three appends: formatting would copy the payload once more
-        buffer += b"%x\r\n" % len(payload)
-        buffer += payload
-        buffer += b"\r\n"
-        self._wake()
+        self._put(b"%x\r\n%s\r\n" % (len(payload), payload))
 
     def write_raw(self, data: bytes) -> None:
         if self._open():
-            self._buffer += data
-            self._wake()
+            self._put(bytes(data))
 
     def end(self) -> None:
         """Finish the body cleanly (the last chunk), as at timeoutSeconds."""
         if self._open():
-            self._buffer += b"0\r\n\r\n"
+            self._put(b"0\r\n\r\n")
             self.ended = True
+
+    def _put(self, piece: bytes) -> None:
+        if piece:
+            self._pieces.append(piece)
+            self._pending += len(piece)
             self._wake()
 
     def drop(self) -> None:
@@ -66,7 +72,8 @@ class Stream:
 
     @property
     def pending(self) -> int:
-        return len(self._buffer)
+        """Bytes written and not yet read."""
+        return self._pending
 
     def _open(self) -> bool:
         return not (self.ended or self.reset or self.client_closed)
@@ -86,17 +93,30 @@ class Stream:
             if self.reset:
                 raise ConnectionResetError(104, "Connection reset by peer")
             stalled = self._kernel.env.now < self.stalled_until
-            if self._buffer and not stalled:
-                n = min(len(target), len(self._buffer))
-                target[:n] = self._buffer[:n]
-                del self._buffer[:n]
-                return n
-            if self.ended and not self._buffer:
+            if self._pending and not stalled:
+                return self._take(target)
+            if self.ended and not self._pending:
                 return 0
             self._data = self._kernel.env.event()
             left = None if deadline is None else deadline - self._kernel.env.now
             if left is not None and left <= 0 or not self._kernel.wait(self._data, left, f"read on {self.name}"):
                 raise socket.timeout("timed out")
+
+    def _take(self, target) -> int:
+        """Copy as many pending bytes as fit into ``target``; the count."""
+        pieces, room, n = self._pieces, len(target), 0
+        while pieces and n < room:
+            piece, offset = pieces[0], self._offset
+            size = min(room - n, len(piece) - offset)
+            target[n:n + size] = piece[offset:offset + size] if offset or size < len(piece) else piece
+            n += size
+            if offset + size == len(piece):
+                pieces.popleft()
+                self._offset = 0
+            else:
+                self._offset = offset + size
+        self._pending -= n
+        return n
 
     def close_from_client(self) -> None:
         if not self.client_closed:

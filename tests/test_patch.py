@@ -4,7 +4,7 @@ import json
 import jsonpatch
 import jsonpointer
 import pytest
-from hypothesis import given, settings
+from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 
 from fakecluster.patch import SUPPORTED_PATCH_TYPES, PatchError, apply_patch
@@ -277,7 +277,12 @@ def test_json_patch_from_make_patch_reaches_target(source, goal):
     # jsonpatch.make_patch itself emits unappliable patches for some list shapes (e.g.
     # {'': [None, []]} -> {'': [[], [False, None]]}), so the reference is jsonpatch's own apply:
     # where it reaches the goal we must too, and where it fails we must answer a PatchError.
-    operations = jsonpatch.make_patch(source, goal).patch
+    # Its diff also crashes outright on some keys that look like list indices ("0" beside ":");
+    # those pairs give no patch to test.
+    try:
+        operations = jsonpatch.make_patch(source, goal).patch
+    except (ValueError, TypeError):
+        reject()
     try:
         expected = jsonpatch.apply_patch(copy.deepcopy(source), operations)
     except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException, TypeError):

@@ -404,20 +404,23 @@ class FakeCluster:
     # -- wiring --------------------------------------------------------------------------------
 
     def _on_pod_change(self, change: Change) -> None:
-        pod, key = change.obj, (change.obj["metadata"]["namespace"], change.obj["metadata"]["name"])
-        if change.type == ADDED:
+        pod = change.obj
+        meta = pod["metadata"]
+        if change.type == MODIFIED:  # most changes; only the start of a graceful deletion matters
+            if meta.get("deletionTimestamp") and not change.prev["metadata"].get("deletionTimestamp"):
+                self.kubelets.terminate((meta["namespace"], meta["name"]),
+                                        meta.get("deletionGracePeriodSeconds") or 0)
+        elif change.type == ADDED:
             if not pod["spec"].get("nodeName"):
                 self.scheduler.submit(pod)
             else:  # created bound (spec.nodeName): no scheduler, the node's kubelet admits it
-                self._after(0, lambda: self._admit(key, pod["metadata"]["uid"]))
-        elif change.type == MODIFIED:
-            meta, before = pod["metadata"], change.prev["metadata"]
-            if meta.get("deletionTimestamp") and not before.get("deletionTimestamp"):
-                self.kubelets.terminate(key, meta.get("deletionGracePeriodSeconds") or 0)
+                key, uid = (meta["namespace"], meta["name"]), meta["uid"]
+                self._after(0, lambda: self._admit(key, uid))
         elif change.type == DELETED:
+            key = (meta["namespace"], meta["name"])
             self.scheduler.forget(key)
             self.kubelets.forget(key)
-            self._outcomes.pop(pod["metadata"]["uid"], None)  # a uid never comes back
+            self._outcomes.pop(meta["uid"], None)  # a uid never comes back
 
     def _admit(self, key: tuple, uid: str) -> None:
         """A pod created with spec.nodeName set: the kubelet's admission, or PodGC for no node."""
@@ -459,10 +462,9 @@ class FakeCluster:
         self.scheduler.release(key)
 
     def _record(self, change: Change) -> None:
-        meta = change.obj["metadata"]
-        phase = change.obj.get("status", {}).get("phase", "")
-        self.trace.append((self.env.now, change.rv, change.type, change.obj.get("kind", ""),
-                           meta.get("namespace", ""), meta["name"], phase))
+        obj, meta = change.obj, change.obj["metadata"]
+        self.trace.append((change.at, change.rv, change.type, obj.get("kind", ""), meta.get("namespace", ""),
+                           meta["name"], obj.get("status", {}).get("phase", "")))
 
 
 def _stable_uid(*parts: str) -> str:

@@ -42,6 +42,7 @@ _IMAGE = re.compile(rf"^(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*"
                     r"(?::[\w][\w.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$")
 
 
+@functools.lru_cache(maxsize=1024)  # a load runs the same few images
 def valid_image(image: str) -> bool:
     """Whether the container runtime could parse this image reference."""
     return bool(image) and len(image) <= 255 + 128 and bool(_IMAGE.match(image))
@@ -416,74 +417,77 @@ def _container_statuses(pod: dict, state: dict, ready: bool = False, restarts: i
     return statuses
 
 
-def _conditions(pod: dict, when: str, **wanted) -> dict:
-    """Set pod conditions by type: (status, reason) pairs; lastTransitionTime moves only on a change."""
-    status = pod.get("status", {})
-    conditions = list(status.get("conditions", ()))
+def _conditions(pod: dict, when: str, **wanted) -> list[dict]:
+    """The pod's conditions with these set by type: (status, reason) pairs; lastTransitionTime
+    moves only on a change."""
+    conditions = list(pod.get("status", {}).get("conditions", ()))
     where = {c["type"]: i for i, c in enumerate(conditions)}
     for kind, (value, reason) in wanted.items():
-        i = where.get(kind)
-        current = conditions[i] if i is not None else None
-        since = current["lastTransitionTime"] if current is not None and current["status"] == value else when
-        condition = {"type": kind, "status": value, "lastProbeTime": None, "lastTransitionTime": since}
+        condition = {"type": kind, "status": value, "lastProbeTime": None, "lastTransitionTime": when}
         if reason:
             condition["reason"] = reason
             if reason == "ContainersNotReady":
                 names = " ".join(c["name"] for c in pod["spec"]["containers"])
                 condition["message"] = f"containers with unready status: [{names}]"
+        i = where.get(kind)
         if i is None:
-            where[kind] = len(conditions)
             conditions.append(condition)
-        else:
-            conditions[i] = condition
-    return {**pod, "status": {**status, "conditions": conditions}}
+            continue
+        if conditions[i]["status"] == value:
+            condition["lastTransitionTime"] = conditions[i]["lastTransitionTime"]
+        conditions[i] = condition
+    return conditions
 
 
-def _not_ready(pod: dict, when: str, sandbox: str = "True") -> dict:
+def _not_ready(pod: dict, when: str, sandbox: str = "True") -> list[dict]:
     return _conditions(pod, when, PodReadyToStartContainers=(sandbox, None), Initialized=("True", None),
                        Ready=("False", "ContainersNotReady"), ContainersReady=("False", "ContainersNotReady"))
 
 
 def _placed(pod: dict, node: NodeState, ip: str, when: str) -> dict:
     """What the kubelet reports as soon as it admits the pod: host, sandbox IP, start time."""
-    status = pod.get("status", {})
-    extra = {"hostIP": node.ip, "hostIPs": [{"ip": node.ip}], "startTime": status.get("startTime") or when}
+    placed = {"hostIP": node.ip, "hostIPs": [{"ip": node.ip}],
+              "startTime": pod.get("status", {}).get("startTime") or when}
     if ip:
-        extra.update(podIP=ip, podIPs=[{"ip": ip}])
-    return _status(pod, **extra)
+        placed.update(podIP=ip, podIPs=[{"ip": ip}])
+    return placed
 
+
+# Each builder below makes the new status in one go: every part of it is computed from the pod
+# as it was (spec, uid, old conditions), none from another part.
 
 def waiting(pod: dict, node: NodeState, ip: str, when: str, reason: str, message: str) -> dict:
     state = {"waiting": {"reason": reason, **({"message": message} if message else {})}}
-    pod = _placed(pod, node, ip, when)
-    pod = _status(pod, phase="Pending", containerStatuses=_container_statuses(pod, state))
-    return _not_ready(pod, when)
+    return _status(pod, **_placed(pod, node, ip, when), phase="Pending",
+                   containerStatuses=_container_statuses(pod, state), conditions=_not_ready(pod, when))
 
 
 def running(pod: dict, node: NodeState, ip: str, started: str, restarts: int = 0,
             last_state: dict | None = None, image_ids: dict | None = None) -> dict:
     state = {"running": {"startedAt": started}}
-    pod = _placed(pod, node, ip, started)
-    pod = _status(pod, phase="Running",
-                  containerStatuses=_container_statuses(pod, state, True, restarts, last_state, image_ids))
-    return _conditions(pod, started, PodReadyToStartContainers=("True", None), Initialized=("True", None),
-                       Ready=("True", None), ContainersReady=("True", None))
+    return _status(pod, **_placed(pod, node, ip, started), phase="Running",
+                   containerStatuses=_container_statuses(pod, state, True, restarts, last_state, image_ids),
+                   conditions=_conditions(pod, started, PodReadyToStartContainers=("True", None),
+                                          Initialized=("True", None), Ready=("True", None),
+                                          ContainersReady=("True", None)))
 
 
 def crash_looping(pod: dict, message: str, restarts: int, last_state: dict, when: str) -> dict:
     state = {"waiting": {"reason": "CrashLoopBackOff", "message": message}}
     old = {s["name"]: s.get("imageID", "") for s in pod.get("status", {}).get("containerStatuses") or []}
-    pod = _status(pod, phase="Running",
-                  containerStatuses=_container_statuses(pod, state, False, restarts, last_state, old))
-    return _not_ready(pod, when)
+    return _status(pod, phase="Running",
+                   containerStatuses=_container_statuses(pod, state, False, restarts, last_state, old),
+                   conditions=_not_ready(pod, when))
 
 
 def ready(pod: dict, is_ready: bool, when: str) -> dict:
     """The node controller's (or a returning kubelet's) verdict on a running pod's readiness."""
     value = "True" if is_ready else "False"
     if is_ready:
-        return _conditions(pod, when, Ready=(value, None), ContainersReady=(value, None))
-    return _conditions(pod, when, Ready=(value, None))
+        conditions = _conditions(pod, when, Ready=(value, None), ContainersReady=(value, None))
+    else:
+        conditions = _conditions(pod, when, Ready=(value, None))
+    return _status(pod, conditions=conditions)
 
 
 def terminated_state(uid: str, code: int, reason: str, started, ended: str, message: str | None = None) -> dict:
@@ -498,10 +502,11 @@ def _terminated(pod: dict, phase: str, code: int, why: str, started, ended: str,
                 last_state: dict | None = None, container_message: str | None = None, **extra) -> dict:
     state = terminated_state(pod["metadata"]["uid"], code, why, started, ended, container_message)
     old = {s["name"]: s.get("imageID", "") for s in pod.get("status", {}).get("containerStatuses") or []}
-    pod = _status(pod, phase=phase,
-                  containerStatuses=_container_statuses(pod, state, False, restarts, last_state, old), **extra)
-    return _conditions(pod, ended, PodReadyToStartContainers=("False", None),
-                       Ready=("False", "PodCompleted"), ContainersReady=("False", "PodCompleted"))
+    conditions = _conditions(pod, ended, PodReadyToStartContainers=("False", None),
+                             Ready=("False", "PodCompleted"), ContainersReady=("False", "PodCompleted"))
+    return _status(pod, phase=phase,
+                   containerStatuses=_container_statuses(pod, state, False, restarts, last_state, old),
+                   **extra, conditions=conditions)
 
 
 def finished(pod: dict, outcome: Outcome, started: str, ended: str, restarts: int = 0,

@@ -40,18 +40,21 @@ def pod_requests(pod: dict) -> tuple[float, float]:
     As kube-scheduler computes it: the sum over containers, or the largest init container if
     that is more; a container with limits but no requests requests its limits.
     """
-    def of(container: dict) -> tuple[float, float]:
-        resources = container.get("resources") or {}
-        requests = {**(resources.get("limits") or {}), **(resources.get("requests") or {})}
-        return parse_quantity(requests.get("cpu", 0)), parse_quantity(requests.get("memory", 0))
-
     spec = pod["spec"]
-    sums = [of(c) for c in spec.get("containers") or []]
-    cpu, memory = sum(c for c, _ in sums), sum(m for _, m in sums)
+    cpu = memory = 0
+    for container in spec.get("containers") or []:
+        container_cpu, container_memory = _container_requests(container)
+        cpu, memory = cpu + container_cpu, memory + container_memory
     for init in spec.get("initContainers") or []:
-        init_cpu, init_memory = of(init)
+        init_cpu, init_memory = _container_requests(init)
         cpu, memory = max(cpu, init_cpu), max(memory, init_memory)
     return cpu, memory
+
+
+def _container_requests(container: dict) -> tuple[float, float]:
+    resources = container.get("resources") or {}
+    requests = {**(resources.get("limits") or {}), **(resources.get("requests") or {})}
+    return parse_quantity(requests.get("cpu", 0)), parse_quantity(requests.get("memory", 0))
 
 
 @dataclass

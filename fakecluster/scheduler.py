@@ -148,8 +148,9 @@ class Scheduler:
             self._enqueue(key, uid, shape)
             self._unschedulable(key, pod, self._messages[shape])
             return
-        node, misfits = self._find_node(cpu, memory, selector)
+        node = self._find_node(cpu, memory, selector)
         if node is None:
+            misfits = self._misfits(cpu, memory, selector)
             self._messages[shape] = unschedulable_message(len(self.nodes), misfits)
             self._enqueue(key, uid, shape)
             self._unschedulable(key, pod, self._messages[shape])
@@ -190,7 +191,7 @@ class Scheduler:
         """The set of nodes changed: say so in the PodScheduled message of each waiting pod."""
         for shape, queue in self._queues.items():
             cpu, memory, selector = shape
-            _, misfits = self._find_node(cpu, memory, dict(selector), move_cursor=False)
+            misfits = self._misfits(cpu, memory, dict(selector))
             self._messages[shape] = unschedulable_message(len(self.nodes), misfits)
         for key, entry in list(self.waiting.items()):
             pod = self._live(key, entry.uid)
@@ -239,19 +240,19 @@ class Scheduler:
         bound = self.pods.update(*key, lambda p: bind(p, node.name, self.timestamp()))
         self.on_bound(bound, node)
 
-    def _find_node(self, cpu: float, memory: float, selector: dict, move_cursor: bool = True):
-        misfits: Counter = Counter()   # tuple of reasons -> number of nodes
+    def _find_node(self, cpu: float, memory: float, selector: dict) -> NodeState | None:
+        """The first node from the cursor on that has room, moving the cursor past it."""
         count = len(self._order)
         for step in range(count):
-            name = self._order[(self._cursor + step) % count]
-            node = self.nodes[name]
-            why = node.misfit(cpu, memory, selector)
-            if not why:
-                if move_cursor:
-                    self._cursor = (self._cursor + step + 1) % count
-                return node, misfits
-            misfits[why] += 1
-        return None, misfits
+            node = self.nodes[self._order[(self._cursor + step) % count]]
+            if not node.misfit(cpu, memory, selector):
+                self._cursor = (self._cursor + step + 1) % count
+                return node
+        return None
+
+    def _misfits(self, cpu: float, memory: float, selector: dict) -> Counter:
+        """Why the nodes that refuse such a pod do: tuple of reasons -> number of nodes."""
+        return Counter(why for name in self._order if (why := self.nodes[name].misfit(cpu, memory, selector)))
 
     def _unschedulable(self, key, pod: dict, message: str) -> None:
         current = [c for c in pod.get("status", {}).get("conditions", []) if c.get("type") == "PodScheduled"]

@@ -62,7 +62,7 @@ class Request:
                    {k.lower(): v for k, v in (headers or {}).items()}, body)
 
     def __post_init__(self):
-        self.parts = [p for p in self.path.split("/") if p]
+        self.parts = list(filter(None, self.path.split("/")))
 
 
 @dataclass

@@ -7,6 +7,7 @@ friends) at the depth a pod-launching client can observe.
 from __future__ import annotations
 
 import functools
+import operator
 import re
 from dataclasses import dataclass, field
 
@@ -138,10 +139,20 @@ def default_container(container: dict) -> dict:
 def with_default_tolerations(tolerations: list[dict]) -> list[dict]:
     """DefaultTolerationSeconds admission: 300 s on not-ready and unreachable nodes, added
     unless the pod already tolerates that taint's NoExecute effect."""
-    added = [{"key": taint, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}
-             for taint in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
-             if not any(tolerates_no_execute(t, taint) for t in tolerations)]
-    return [*tolerations, *added]
+    result = list(tolerations)
+    for taint in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
+        if not tolerated(tolerations, taint):
+            result.append({"key": taint, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300})
+    return result
+
+
+def tolerated(tolerations: list[dict], taint_key: str) -> bool:
+    """Does any of ``tolerations`` tolerate the taint's NoExecute effect? (A loop, as any() over
+    a generator costs more than the usual empty check.)"""
+    for toleration in tolerations:
+        if tolerates_no_execute(toleration, taint_key):
+            return True
+    return False
 
 
 def tolerates_no_execute(toleration: dict, taint_key: str) -> bool:
@@ -151,13 +162,21 @@ def tolerates_no_execute(toleration: dict, taint_key: str) -> bool:
 
 
 def qos_class(containers: list[dict]) -> str:
-    resources = [c.get("resources") or {} for c in containers]
-    if not any(r.get("requests") or r.get("limits") for r in resources):
+    requested, guaranteed = False, True
+    for container in containers:
+        resources = container.get("resources") or {}
+        requests, limits = resources.get("requests"), resources.get("limits")
+        requested = requested or bool(requests or limits)
+        guaranteed = guaranteed and limits_guaranteed(requests, limits)
+    if not requested:
         return "BestEffort"
-    guaranteed = all(r.get("limits") and all(r["limits"].get(k) == v for k, v in
-                                             (r.get("requests") or r["limits"]).items())
-                     and {"cpu", "memory"} <= set(r["limits"]) for r in resources)
     return "Guaranteed" if guaranteed else "Burstable"
+
+
+def limits_guaranteed(requests: dict | None, limits: dict | None) -> bool:
+    """Limits on cpu and memory, and every request (if any is given) equal to its limit."""
+    return bool(limits) and {"cpu", "memory"} <= set(limits) and \
+        all(limits.get(k) == v for k, v in (requests or limits).items())
 
 
 def container_causes(container: dict, field: str, seen: set) -> list[dict]:
@@ -284,10 +303,10 @@ class ListOf:
         if not isinstance(value, list):
             raise _Misfit(value, self.name)
         plain = self.item.plain
-        if plain is not None and all(type(item) is plain for item in value):
+        if plain is not None and _all_of_type(value, plain):
             return value  # command and args: all strings, nothing to convert
         decoded = [self.item.decode(item) for item in value]
-        return value if all(new is old for new, old in zip(decoded, value)) else decoded
+        return value if all(map(operator.is_, decoded, value)) else decoded
 
 
 @dataclass(frozen=True)
@@ -302,10 +321,11 @@ class MapOf:
         if not isinstance(value, dict):
             raise _Misfit(value, self.name)
         plain = self.value.plain
-        if plain is not None and all(type(item) is plain for item in value.values()):
+        if plain is not None and _all_of_type(value.values(), plain):
             return value  # labels and annotations: all strings, nothing to convert
-        decoded = {key: self.value.decode(item) for key, item in value.items()}
-        return value if all(decoded[key] is item for key, item in value.items()) else decoded
+        decode = self.value.decode
+        changed = {key: new for key, item in value.items() if (new := decode(item)) is not item}
+        return {**value, **changed} if changed else value
 
 
 @dataclass(frozen=True)
@@ -346,6 +366,14 @@ class Struct:
 
 
 _DROP = object()  # marks a field the decoded object leaves out
+
+
+def _all_of_type(items, plain: type) -> bool:
+    """Every item is exactly a ``plain`` (a loop: cheaper than all() over a generator)."""
+    for item in items:
+        if type(item) is not plain:
+            return False
+    return True
 
 
 # resource.Quantity (k8s.io/apimachinery/pkg/api/resource): a string or a bare JSON number.

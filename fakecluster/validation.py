@@ -87,17 +87,22 @@ def dns1123_subdomain_errors(value: str) -> list[str]:
 
 
 def dns1123_label_errors(value: str) -> list[str]:
+    return list(_dns1123_label_problems(value))
+
+
+@functools.lru_cache(maxsize=4096)  # every pod of a load repeats the same few container names
+def _dns1123_label_problems(value: str) -> tuple[str, ...]:
     errors = []
     if _nbytes(value) > DNS1123_LABEL_MAX:
         errors.append(_max_len_error(DNS1123_LABEL_MAX))
     if _is_dns1123_label(value):
-        return errors
+        return tuple(errors)
     if _is_dns1123_subdomain(value):  # length is already reported, so only the dots are wrong
-        return errors + ["must not contain dots"]
-    return errors + [_regex_error(
+        return (*errors, "must not contain dots")
+    return (*errors, _regex_error(
         "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
         "and must start and end with an alphanumeric character",
-        _DNS1123_LABEL, "my-name", "123-abc")]
+        _DNS1123_LABEL, "my-name", "123-abc"))
 
 
 def label_key_errors(key: str) -> list[str]:
@@ -183,6 +188,8 @@ def invalid_message(kind: str, name: str, causes: Iterable[Cause]) -> str:
 
 
 # -- object metadata ------------------------------------------------------------------------
+# Loops rather than comprehensions where the usual answer is "no error": in Python 3.11 even an
+# empty comprehension costs a function call.
 
 def validate_pod_name(name: str | None, generate_name: str | None = None) -> list[Cause]:
     """metadata.name (and metadata.generateName, if given) of a pod: DNS-1123 subdomains."""
@@ -192,7 +199,8 @@ def validate_pod_name(name: str | None, generate_name: str | None = None) -> lis
         causes += [invalid("metadata.generateName", generate_name, error)
                    for error in dns1123_subdomain_errors(masked)]
     if name:
-        causes += [invalid("metadata.name", name, error) for error in dns1123_subdomain_errors(name)]
+        for error in dns1123_subdomain_errors(name):
+            causes.append(invalid("metadata.name", name, error))
     elif not generate_name:
         causes.append(required("metadata.name", "name or generateName is required"))
     return causes
@@ -207,36 +215,37 @@ def validate_namespace_name(name: str | None, field: str = "metadata.namespace")
     """A namespace name is a DNS-1123 label. ``field`` is metadata.name for a Namespace itself."""
     if not name:
         return [required(field)]
-    return [invalid(field, name, error) for error in dns1123_label_errors(name)]
+    causes = []
+    for error in _dns1123_label_problems(name):
+        causes.append(invalid(field, name, error))
+    return causes
 
 
 def validate_labels(labels: Mapping[str, str] | None, field: str = "metadata.labels") -> list[Cause]:
     causes = []
     for key, value in (labels or {}).items():
-        if _label_key_problems(key) or not _plain_label_value(value):
+        # the value's pattern admits ASCII only, so its length in characters is its length in bytes
+        if _label_key_problems(key) or len(value) > LABEL_VALUE_MAX or not _is_label_value(value):
             causes += [invalid(field, key, error) for error in label_key_errors(key)]
             causes += [invalid(field, value, error) for error in label_value_errors(value)]
     return causes
-
-
-def _plain_label_value(value: str) -> bool:
-    """A valid label value, checked at the least cost (the pattern admits ASCII only, so
-    characters are bytes)."""
-    return len(value) <= LABEL_VALUE_MAX and _is_label_value(value) is not None
 
 
 def validate_annotations(annotations: Mapping[str, str] | None,
                          field: str = "metadata.annotations") -> list[Cause]:
     """Keys are label keys, but case-insensitive; keys and values together fit in 256 KiB."""
     annotations = annotations or {}
-    causes = [invalid(field, key, error) for key in annotations for error in label_key_errors(key.lower())]
+    causes = []
+    for key in annotations:
+        for error in _label_key_problems(key.lower()):
+            causes.append(invalid(field, key, error))
     if _too_large(annotations):
         causes.append(too_long(field, ANNOTATIONS_MAX_BYTES))
     return causes
 
 
 def _too_large(annotations: Mapping[str, str]) -> bool:
-    characters = sum(len(key) + len(value) for key, value in annotations.items())
+    characters = sum(map(len, annotations)) + sum(map(len, annotations.values()))
     if characters * 4 <= ANNOTATIONS_MAX_BYTES:  # a character is at most 4 bytes in UTF-8
         return False
     return sum(_nbytes(key) + _nbytes(value) for key, value in annotations.items()) > ANNOTATIONS_MAX_BYTES

@@ -12,6 +12,8 @@ import socket
 from collections import deque
 from typing import Callable
 
+import simpy
+
 from .kernel import Kernel
 
 
@@ -26,7 +28,7 @@ class Stream:
         self._pieces: deque[bytes] = deque()
         self._offset = 0
         self._pending = 0
-        self._data = kernel.env.event()
+        self._reader: simpy.Event | None = None  # what the reader waits on, while it waits
         self.name = name
         self.ended = False        # the server finished the body (clean end)
         self.reset = False        # the connection was dropped
@@ -55,7 +57,8 @@ class Stream:
         if piece:
             self._pieces.append(piece)
             self._pending += len(piece)
-            self._wake()
+            if self._reader is not None:
+                self._wake()
 
     def drop(self) -> None:
         """Drop the connection: the client's next read fails with a connection reset."""
@@ -79,8 +82,9 @@ class Stream:
         return not (self.ended or self.reset or self.client_closed)
 
     def _wake(self) -> None:
-        if not self._data.triggered:
-            self._data.succeed()
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.succeed()
 
     # -- client side ---------------------------------------------------------------------------
 
@@ -97,9 +101,9 @@ class Stream:
                 return self._take(target)
             if self.ended and not self._pending:
                 return 0
-            self._data = self._kernel.env.event()
+            reader = self._reader = self._kernel.env.event()
             left = None if deadline is None else deadline - self._kernel.env.now
-            if left is not None and left <= 0 or not self._kernel.wait(self._data, left, f"read on {self.name}"):
+            if left is not None and left <= 0 or not self._kernel.wait(reader, left, f"read on {self.name}"):
                 raise socket.timeout("timed out")
 
     def _take(self, target) -> int:

@@ -61,7 +61,9 @@ class Watcher:
             if self.matches(change.obj):
                 self._send(change.line())
         elif change.type == MODIFIED:
-            now, before = self.matches(change.obj), self.matches(change.prev)
+            now = self.matches(change.obj)
+            # an object keeps its namespace, all a watcher without selectors looks at
+            before = now if self._plain else self.matches(change.prev)
             if now and before:
                 self._send(change.line())
             elif now:

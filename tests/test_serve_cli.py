@@ -63,13 +63,19 @@ def test_bad_speed_port_or_variant_are_refused_with_exit_status_2(tmp_path, caps
     assert "several variants: pick one with --variant" in capsys.readouterr().err
 
 
+def default_sigint() -> None:
+    """Ctrl-C as a terminal gives it. Under a shell's background job (``pytest &``, CI runners)
+    SIGINT is inherited as ignored, and a Python started so never turns it into KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_serve_runs_until_ctrl_c_or_sigterm_then_stops_cleanly(tmp_path, stop):
     root = Path(__file__).resolve().parents[1]
     process = subprocess.Popen([sys.executable, "-m", "scenarios.cli", "serve", "--port", "0",
                                 "--kubeconfig", str(tmp_path / "k")], cwd=root, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               env={**os.environ, "PYTHONPATH": str(root)})
+                               env={**os.environ, "PYTHONPATH": str(root)}, preexec_fn=default_sigint)
     try:
         lines = [process.stdout.readline() for _ in range(5)]
         assert lines[-1].strip() == "serving until Ctrl-C", lines

@@ -39,9 +39,8 @@ class Stream:
     # -- server side ---------------------------------------------------------------------------
 
     def write_chunk(self, payload: bytes) -> None:
-        if not self._open():
-            return
-        self._put(b"%x\r\n%s\r\n" % (len(payload), payload))
+        if self._open():
+            self._put(b"%x\r\n%s\r\n" % (len(payload), payload))
 
     def write_raw(self, data: bytes) -> None:
         if self._open():
@@ -57,8 +56,7 @@ class Stream:
         if piece:
             self._pieces.append(piece)
             self._pending += len(piece)
-            if self._reader is not None:
-                self._wake()
+            self._wake()
 
     def drop(self) -> None:
         """Drop the connection: the client's next read fails with a connection reset."""

@@ -58,3 +58,15 @@ def test_the_instruction_counts_floor_replays_the_recorded_run(tmp_path):
     instructions.child("floor", 8, False, log)
     with pytest.raises(Exception, match="left .* recorded answers unused"):
         instructions.child("floor", 4, False, log)   # a shorter replay leaves answers over
+
+
+def test_fake_overhead_reports_every_round_and_the_best_of_each_side():
+    """fake_overhead.py on a tiny run: the floor replays the simulated run (it raises otherwise),
+    and the report holds each round's ratio beside the best-of figure."""
+    import fake_overhead
+    result = fake_overhead.measure(fake_overhead.parse_args(["--pods", "6", "--repeat", "2", "--no-profile"]))
+    assert result["watch_events"] == 6 * 5 and result["requests"]["POST"] == 6
+    assert len(result["paired_ratios_cpu"]) == 2
+    spread = result["paired_overhead_cpu_pct"]
+    assert spread["min"] <= spread["median"] <= spread["max"]
+    assert result["ratio_cpu"] == result["simulated_cpu_s"] / result["floor_cpu_s"]

@@ -198,13 +198,11 @@ class ResourceStore:
     def _put(self, key: Key, obj: dict, prev: dict | None) -> None:
         self.objects[key] = obj
         self.by_namespace.setdefault(key[0], {})[key[1]] = obj
-        new = obj["metadata"].get("labels")
-        old = None if prev is None else prev["metadata"].get("labels")
+        old, new = labels_of(prev), labels_of(obj)
         if new is old or new == old:  # most writes leave the labels alone: so does the index
             return
-        if old:
-            self._unindex(key, old)
-        for item in (new or _NO_LABELS).items():
+        self._unindex(key, old)
+        for item in new.items():
             self.label_index.setdefault(item, set()).add(key)
 
     def _drop(self, key: Key, prev: dict) -> None:

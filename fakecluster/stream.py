@@ -110,7 +110,7 @@ class Stream:
         while pieces and n < room:
             piece, offset = pieces[0], self._offset
             size = min(room - n, len(piece) - offset)
-            target[n:n + size] = piece[offset:offset + size] if offset or size < len(piece) else piece
+            target[n:n + size] = piece[offset:offset + size]  # a whole piece slices to itself
             n += size
             if offset + size == len(piece):
                 pieces.popleft()

@@ -8,7 +8,7 @@ window) and the watchers to fan changes out to.
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
@@ -103,7 +103,7 @@ class ResourceStore:
         self.resource, self.kind, self.namespaced = resource, kind, namespaced
         self.revision = revision
         self.objects: dict[Key, dict] = {}
-        self.by_namespace: dict[str, dict[str, dict]] = {}
+        self.by_namespace: defaultdict[str, dict[str, dict]] = defaultdict(dict)
         self.label_index: dict[tuple[str, str], set[Key]] = {}
         self.history: deque[Change] = deque()
         self.history_size = history_size
@@ -197,7 +197,7 @@ class ResourceStore:
 
     def _put(self, key: Key, obj: dict, prev: dict | None) -> None:
         self.objects[key] = obj
-        self.by_namespace.setdefault(key[0], {})[key[1]] = obj
+        self.by_namespace[key[0]][key[1]] = obj
         old, new = labels_of(prev), labels_of(obj)
         if new is old or new == old:  # most writes leave the labels alone: so does the index
             return

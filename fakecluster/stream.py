@@ -22,11 +22,10 @@ class Stream:
 
     def __init__(self, kernel: Kernel, name: str = "watch stream"):
         self._kernel = kernel
-        # Written pieces, read in order; the first may be partly read (``_offset``). A queue, not
-        # one bytearray: a reader megabytes behind would have the whole backlog copied on each
-        # growth of the array.
-        self._pieces: deque[bytes] = deque()
-        self._offset = 0
+        # Written pieces, read in order; a piece read in part is replaced by a view of its rest. A
+        # queue, not one bytearray: a reader megabytes behind would have the whole backlog copied
+        # on each growth of the array.
+        self._pieces: deque[bytes | memoryview] = deque()
         self._pending = 0
         self._reader: simpy.Event | None = None  # what the reader waits on, while it waits
         self.name = name
@@ -87,36 +86,35 @@ class Stream:
     # -- client side ---------------------------------------------------------------------------
 
     def read_into(self, target, read_timeout: float | None) -> int:
-        now = self._kernel.env.now
-        deadline = None if read_timeout is None else now + read_timeout
+        env = self._kernel.env
+        deadline = None if read_timeout is None else env.now + read_timeout
         while True:
             if self.client_closed:
                 raise ValueError("I/O operation on closed stream")
             if self.reset:
                 raise ConnectionResetError(104, "Connection reset by peer")
-            stalled = self._kernel.env.now < self.stalled_until
-            if self._pending and not stalled:
+            if self._pending and env.now >= self.stalled_until:
                 return self._take(target)
             if self.ended and not self._pending:
                 return 0
-            reader = self._reader = self._kernel.env.event()
-            left = None if deadline is None else deadline - self._kernel.env.now
+            reader = self._reader = env.event()
+            left = None if deadline is None else deadline - env.now
             if left is not None and left <= 0 or not self._kernel.wait(reader, left, f"read on {self.name}"):
                 raise socket.timeout("timed out")
 
     def _take(self, target) -> int:
-        """Copy as many pending bytes as fit into ``target``; the count."""
+        """Move as many pending bytes as fit into ``target``; the count."""
         pieces, room, n = self._pieces, len(target), 0
         while pieces and n < room:
-            piece, offset = pieces[0], self._offset
-            size = min(room - n, len(piece) - offset)
-            target[n:n + size] = piece[offset:offset + size]  # a whole piece slices to itself
+            piece = pieces.popleft()
+            size = len(piece)
+            if size > room - n:  # the target fills up inside this piece: its rest stays first
+                size = room - n
+                view = memoryview(piece)
+                pieces.appendleft(view[size:])  # a view, not a copy: a piece may be megabytes
+                piece = view[:size]
+            target[n:n + size] = piece
             n += size
-            if offset + size == len(piece):
-                pieces.popleft()
-                self._offset = 0
-            else:
-                self._offset = offset + size
         self._pending -= n
         return n
 

@@ -57,13 +57,15 @@ class Watcher:
         """Send the change as this watcher sees it through its selectors."""
         if not self.open:
             return
-        if change.type == ADDED:
+        if self.namespace is not None and change.obj["metadata"].get("namespace") != self.namespace:
+            return  # an object keeps its namespace: outside the watcher's, no state of it shows
+        if self._plain:
+            self._send(change.line())
+        elif change.type == ADDED:
             if self.matches(change.obj):
                 self._send(change.line())
         elif change.type == MODIFIED:
-            now = self.matches(change.obj)
-            # an object keeps its namespace, all a watcher without selectors looks at
-            before = now if self._plain else self.matches(change.prev)
+            now, before = self.matches(change.obj), self.matches(change.prev)
             if now and before:
                 self._send(change.line())
             elif now:

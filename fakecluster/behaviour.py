@@ -77,6 +77,9 @@ class Behaviour:
     # container is restarted with crash-loop back-off and the pod never turns Succeeded.
     # False treats every pod as restartPolicy: Never.
     honour_restart_policy: bool = True
+    # The last fate drawn and its Outcome: pods mostly draw the same fate, and then share its
+    # Outcome (immutable), since building a frozen dataclass costs a call per field.
+    _last: tuple = field(default=(None, None), init=False, repr=False, compare=False)
 
     def __post_init__(self):
         for name in ("failure_probability", "oom_probability", "image_error_probability",
@@ -99,17 +102,17 @@ class Behaviour:
         failed = self.failure_probability and draw() < self.failure_probability
         oom = self.oom_probability and draw() < self.oom_probability
         image_error = self.image_error if self.image_error_probability and draw() < self.image_error_probability else None
-        outcome = Outcome(
-            run_seconds=_duration(self.run_seconds(rng)),
-            exit_code=self.failure_exit_code if failed else 0,
-            oom=bool(oom),
-            pull_seconds=_duration(self.pull_seconds(rng)),
-            image_error=image_error,
-            unschedulable=bool(self.unschedulable_probability and draw() < self.unschedulable_probability),
-            stop_seconds=self.stop_seconds,
-            honour_restart_policy=self.honour_restart_policy,
-        )
-        return steer(outcome, pod)
+        fate = (_duration(self.run_seconds(rng)), self.failure_exit_code if failed else 0, bool(oom),
+                _duration(self.pull_seconds(rng)), image_error,
+                bool(self.unschedulable_probability and draw() < self.unschedulable_probability),
+                self.stop_seconds, self.honour_restart_policy)
+        if fate != self._last[0]:
+            self._last = (fate, Outcome(**dict(zip(_FATE, fate))))
+        return steer(self._last[1], pod)
+
+
+_FATE = ("run_seconds", "exit_code", "oom", "pull_seconds", "image_error", "unschedulable", "stop_seconds",
+         "honour_restart_policy")  # the Outcome fields Behaviour.outcome draws, in the order it draws them
 
 
 def _duration(value: float) -> float:

@@ -16,7 +16,7 @@ from .apiserver import ApiServer, Request, ServerOptions
 from .behaviour import Behaviour, BehaviourError, Outcome
 from .faults import Faults
 from .gateway import Gateway
-from .kernel import Kernel, Process, model_timer
+from .kernel import Kernel, ModelTimer, Process
 from .kubelet import Kubelets, ready
 from .nodes import NodeState, node_object, parse_quantity, pod_requests, ready_condition
 from .runtime import EPOCH, SimRuntime
@@ -72,16 +72,17 @@ class FakeCluster:
         self.nodes: dict[str, NodeState] = {}
         self._node_serial = 0
         self._event_names: dict[tuple, tuple[str, str]] = {}
-        self.kubelets = Kubelets(self.env, self.server.pods, self.timestamp, self._pod_finished,
-                                 record_event=self.record_event, delete=self._force_delete)
         self.scheduler = Scheduler(self.env, self.server.pods, self.nodes, self.outcome,
                                    self._bound, self.timestamp, scheduling_delay,
                                    on_error=lambda message: self.trace.append((self.env.now, "scheduler-error", message)),
                                    record_event=self.record_event)
+        # a pod that finished gives its room on the node back to the scheduler
+        self.kubelets = Kubelets(self.env, self.server.pods, self.timestamp, self.scheduler.release,
+                                 record_event=self.record_event, delete=self._force_delete)
         self.server.pods.listeners.append(self._on_pod_change)
         if trace:
             for store in self.server.stores.values():
-                store.listeners.append(self._record)
+                store.listeners.append(self._recorder(store.kind))
         for namespace in namespaces:
             self.create_namespace(namespace)
         for i in range(nodes):
@@ -99,10 +100,11 @@ class FakeCluster:
 
     def timestamp(self, offset: float = 0.0) -> str:
         """RFC 3339 time, as Kubernetes writes it in object metadata and status (whole seconds)."""
-        second = int((self.env.now + offset) // 1)
-        if second != self._stamp[0]:
-            self._stamp = (second, (self.epoch + timedelta(seconds=second)).strftime("%Y-%m-%dT%H:%M:%SZ"))
-        return self._stamp[1]
+        second = int((self.env._now + offset) // 1)  # (simpy's env.now is a property: a call)
+        stamp = self._stamp
+        if second != stamp[0]:
+            stamp = self._stamp = (second, (self.epoch + timedelta(seconds=second)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        return stamp[1]
 
     def run(self, fn: Callable, *args, until: float | None = None) -> Any:
         """Run ``fn(*args)`` as a simulated process until it returns; return its value or raise."""
@@ -126,7 +128,7 @@ class FakeCluster:
 
     def _after(self, delay: float, action: Callable[[], Any]) -> None:
         """The model's own timers (controllers): ahead of client processes waking at the same time."""
-        model_timer(self.env, delay).callbacks.append(lambda _: action())
+        ModelTimer(self.env, delay, lambda _: action())
 
     # -- the client ----------------------------------------------------------------------------
 
@@ -458,13 +460,14 @@ class FakeCluster:
     def _bound(self, pod: dict, node: NodeState) -> None:
         self.kubelets.start(pod, node, self.outcome(pod))
 
-    def _pod_finished(self, key: tuple) -> None:
-        self.scheduler.release(key)
-
-    def _record(self, change: Change) -> None:
-        obj, meta = change.obj, change.obj["metadata"]
-        self.trace.append((change.at, change.rv, change.type, obj.get("kind", ""), meta.get("namespace", ""),
-                           meta["name"], obj.get("status", {}).get("phase", "")))
+    def _recorder(self, kind: str) -> Callable[[Change], None]:
+        """The trace's listener on the store of one kind (every object stored there is of that kind)."""
+        def record(change: Change) -> None:
+            obj = change.obj
+            meta = obj["metadata"]
+            self.trace.append((change.at, change.rv, change.type, kind, meta.get("namespace", ""),
+                               meta["name"], obj.get("status", {}).get("phase", "")))
+        return record
 
 
 def _stable_uid(*parts: str) -> str:

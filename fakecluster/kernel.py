@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import greenlet
 import simpy
+from simpy.events import URGENT
 
 
 log = logging.getLogger("fakecluster.kernel")
@@ -269,7 +270,13 @@ class Kernel:
                         f"virtual time would pass the horizon ({self.horizon:g}s): the next event "
                         f"is due at {at:g}s (now {env.now:g}s); raise FakeCluster(horizon=...) if "
                         "the run really needs longer\n" + self.describe_blocked())
-                env.step()
+                # simpy's Environment.step, inlined: one call less for every event
+                env._now, _, _, event = heapq.heappop(queue)
+                callbacks, event.callbacks = event.callbacks, None
+                for callback in callbacks:
+                    callback(event)
+                if not event._ok and not hasattr(event, "_defused"):
+                    raise _failure(event)
         finally:
             self._driving = False
             gc.set_threshold(*thresholds)
@@ -281,17 +288,38 @@ class Kernel:
         return "blocked processes:\n" + "\n".join(sorted(lines))
 
 
-def model_timer(env: simpy.Environment, delay: float) -> simpy.Event:
+class ModelTimer(simpy.Event):
     """A timeout for the cluster model (scheduler, kubelets, controllers).
 
     It is scheduled ahead of ordinary timeouts due at the same instant, so what the world does
     at time t is visible to every process that wakes at t: a test that sleeps exactly a pod's
-    run time sees the pod finished, whichever timer was created first.
+    run time sees the pod finished, whichever timer was created first. ``callback`` (optional)
+    is called with the timer when it fires.
     """
-    event = simpy.Event(env)
-    event._ok, event._value = True, None
-    env.schedule(event, simpy.core.URGENT, max(0.0, delay))
-    return event
+
+    def __init__(self, env: simpy.Environment, delay: float, callback: Callable | None = None):
+        # simpy's Event.__init__ and Environment.schedule, inlined: a timer or two for every pod
+        self.env = env
+        self.callbacks = [] if callback is None else [callback]
+        self._ok, self._value = True, None
+        heapq.heappush(env._queue, (env._now + max(0.0, delay), URGENT, next(env._eid), self))
+
+
+class Immediate(simpy.Event):
+    """An event due at this very instant, ahead of the ordinary events due now: as simpy starts
+    and interrupts a process. (Unlike ModelTimer(env, 0), it leaves the clock an int if it is one.)"""
+
+    def __init__(self, env: simpy.Environment, callback: Callable):
+        self.env, self.callbacks = env, [callback]
+        self._ok, self._value = True, None
+        heapq.heappush(env._queue, (env._now, URGENT, next(env._eid), self))
+
+
+def _failure(event: simpy.Event) -> BaseException:
+    """The exception of a failed event nobody handled, as simpy raises it (a copy, caused by it)."""
+    exc = type(event._value)(*event._value.args)
+    exc.__cause__ = event._value
+    return exc
 
 
 def _defuse(timer: simpy.Event) -> None:

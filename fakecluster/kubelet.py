@@ -1,7 +1,7 @@
 """The kubelets: each bound pod's life, from image pull to a terminal phase, and its deletion.
 
-One simpy process per bound pod walks the pod through its ``Outcome``: image pull (or a pull
-error that keeps it Pending with ErrImagePull / ImagePullBackOff back-off), container creation
+One process (a ``Course``) per bound pod walks the pod through its ``Outcome``: image pull (or a
+pull error that keeps it Pending with ErrImagePull / ImagePullBackOff back-off), container creation
 (or a creation error), Running, and the container's exit (Completed, Error, OOMKilled). With
 ``restartPolicy: Always`` (or ``OnFailure`` and a failure) the container is restarted with the
 kubelet's crash-loop back-off instead, and the pod stays Running. A graceful deletion
@@ -25,7 +25,7 @@ from typing import Callable
 import simpy
 
 from .behaviour import Outcome
-from .kernel import model_timer
+from .kernel import Immediate, ModelTimer
 from .nodes import NodeState
 from .scheduler import with_condition
 from .store import ResourceStore, key_of
@@ -48,7 +48,45 @@ def valid_image(image: str) -> bool:
     return bool(image) and len(image) <= 255 + 128 and bool(_IMAGE.match(image))
 
 
-@dataclass
+class Course:
+    """A kubelet's work on one pod (its life, or its final removal): a generator of simpy events,
+    run as a simpy.Process runs one.
+
+    It starts at a step of the current instant ahead of ordinary events (as simpy's Initialize),
+    resumes when the event it waits on fires, and an interrupt throws simpy.Interrupt into it
+    at a later step of the same instant. Lighter than a simpy.Process, which costs a pod three
+    more calls and an event: nothing waits for a course to end, so it is no event itself and its
+    end schedules nothing.
+    """
+
+    def __init__(self, kubelets: "Kubelets", generator):
+        self._kubelets, self._generator = kubelets, generator
+        self._target: simpy.Event | None = Immediate(kubelets.env, self._resume)
+        self.is_alive = True
+
+    def interrupt(self, cause) -> None:
+        Immediate(self._kubelets.env, lambda _: self._interrupted(cause))
+
+    def _interrupted(self, cause) -> None:
+        if self.is_alive:  # (a life that ended meanwhile ignores it)
+            self._target.callbacks.remove(self._resume)
+            self._resume(None, simpy.Interrupt(cause))
+
+    def _resume(self, _event, interrupt: simpy.Interrupt | None = None) -> None:
+        kubelets = self._kubelets
+        kubelets.current = self
+        try:
+            target = self._generator.send(None) if interrupt is None else self._generator.throw(interrupt)
+        except StopIteration:
+            self.is_alive, target = False, None
+        finally:
+            kubelets.current = None
+        if target is not None:
+            target.callbacks.append(self._resume)
+        self._target = target
+
+
+@dataclass(slots=True)
 class Life:
     """What one node's kubelet knows about one of its pods."""
 
@@ -57,7 +95,7 @@ class Life:
     node: NodeState
     outcome: Outcome
     restart_policy: str = "Always"
-    process: simpy.Process | None = None
+    process: Course | None = None
     frozen: bool = False               # the node is lost: nothing reaches the API server
     started: str | None = None         # RFC 3339 start of the current container run
     started_at: float | None = None    # the same, in virtual seconds
@@ -76,12 +114,14 @@ class Kubelets:
                  on_finished: Callable[[tuple], None],
                  record_event: Callable[..., None] | None = None,
                  delete: Callable[[dict], None] | None = None):
+        # (the kubelet reads simpy's env._now: the env.now property costs a call, and it is read often)
         self.env, self.pods, self.timestamp = env, pods, timestamp
         self.on_finished = on_finished     # frees the pod's room on its node
         # the kubelet's final DELETE with grace 0, through the API server's deletion rules
         self.delete = delete or (lambda pod: self.pods.remove(*key_of(pod)))
         self.record_event = record_event or (lambda *args, **kwargs: None)
         self.lives: dict[tuple, Life] = {}
+        self.current: Course | None = None  # the course running right now, if any
         self._ips = 0
 
     # -- what the rest of the cluster tells the kubelets ---------------------------------------
@@ -107,7 +147,7 @@ class Kubelets:
         if life is None:  # not running here (finished, or never bound): just remove it
             pod = self.pods.get(*key)
             if pod is not None:
-                self.env.process(self._remove_after(key, pod["metadata"]["uid"], 0))
+                Course(self, self._remove_after(key, pod["metadata"]["uid"], 0))
             return
         if life.frozen:
             return  # nobody there to stop it: it stays Terminating until the node returns
@@ -145,7 +185,7 @@ class Kubelets:
             self._launch(life, ("delete", grace))
         else:
             if life.started_at is not None and pod.get("status", {}).get("phase") == "Running":
-                self._write(life, lambda p: ready(p, True, self.timestamp()))
+                self._write(life, ready, True, self.timestamp())
             self._launch(life)
 
     def forget(self, key: tuple) -> None:
@@ -156,7 +196,7 @@ class Kubelets:
         self.on_finished(key)
 
     def _launch(self, life: Life, cause=None) -> None:
-        life.process = self.env.process(self._life(life, cause))
+        life.process = Course(self, self._life(life, cause))
 
     def _stop_process(self, life: Life, cause) -> None:
         self._interrupt(life, cause)
@@ -164,7 +204,7 @@ class Kubelets:
 
     def _interrupt(self, life: Life, cause) -> None:
         process = life.process
-        if process is None or not process.is_alive or self.env.active_process is process:
+        if process is None or not process.is_alive or self.current is process:
             return
         # even a process that has not run yet takes it: its start is queued ahead of the interrupt
         process.interrupt(cause)
@@ -173,7 +213,7 @@ class Kubelets:
 
     def _life(self, life: Life, cause=None):
         """Run the pod from where it is; ``cause`` starts it at an interruption (a deletion)."""
-        if self.env.active_process is not life.process:
+        if self.current is not life.process:
             return  # stopped, or replaced by a newer launch, before it ever ran
         outcome = life.outcome
         while cause is None:
@@ -181,18 +221,16 @@ class Kubelets:
                 cause = yield from self._pull_and_create(life)
                 if cause is not None:
                     break
-                life.started_at, life.started = self.env.now, self.timestamp()
-                self._write(life, lambda p: running(p, life.node, life.ip, life.started, life.restarts,
-                                                    life.last_state, self._image_id(p)))
+                life.started_at, life.started = self.env._now, self.timestamp()
+                self._write(life, running, life.node, life.ip, life.started, life.restarts, life.last_state)
             ends = life.started_at + outcome.run_seconds
-            cause = yield from self._wait(ends - self.env.now)
+            cause = yield from self._wait(ends - self.env._now)
             if cause is not None:
                 break
-            ended = self.timestamp(ends - self.env.now)
+            ended = self.timestamp(ends - self.env._now)
             code, reason = exit_of(outcome)
             if not restarts_after(life.restart_policy, code):
-                self._write(life, lambda p: finished(p, outcome, life.started, ended, life.restarts,
-                                                     life.last_state))
+                self._write(life, finished, outcome, life.started, ended, life.restarts, life.last_state)
                 self._done(life)
                 return
             cause = yield from self._crash_loop(life, code, reason, ended)
@@ -200,7 +238,7 @@ class Kubelets:
 
     def _crash_loop(self, life: Life, code: int, reason: str, ended: str):
         """The container exited under a restarting policy: back off, then run it again."""
-        ran = self.env.now - life.started_at
+        ran = self.env._now - life.started_at
         if ran >= BACKOFF_RESET:
             life.backoff = 0.0
         life.last_state = terminated_state(life.uid, code, reason, life.started, ended)
@@ -212,7 +250,7 @@ class Kubelets:
             container = self._container_name(life)
             message = (f"back-off {_go_duration(delay)} restarting failed container={container} "
                        f"pod={name}_{life.key[0]}({life.uid})")
-            self._write(life, lambda p: crash_looping(p, message, life.restarts, life.last_state, self.timestamp()))
+            self._write(life, crash_looping, message, life.restarts, life.last_state, self.timestamp())
             self._event(life, "BackOff", f"Back-off restarting failed container {container} in pod "
                                          f"{name}_{life.key[0]}({life.uid})")
             return (yield from self._wait(delay))
@@ -225,7 +263,7 @@ class Kubelets:
         if not life.ip:
             life.ip = self._next_ip()
         if first and outcome.pull_seconds:
-            self._write(life, lambda p: waiting(p, life.node, life.ip, self.timestamp(), "ContainerCreating", ""))
+            self._write(life, waiting, life.node, life.ip, self.timestamp(), "ContainerCreating", "")
             cause = yield from self._wait(outcome.pull_seconds)
             if cause is not None:
                 return cause
@@ -237,15 +275,14 @@ class Kubelets:
             return (yield from self._image_backoff(life, error, image or ""))
         if first and outcome.container_error:
             message = outcome.container_error_message or container_error_message(outcome.container_error)
-            self._write(life, lambda p: waiting(p, life.node, life.ip, self.timestamp(),
-                                                outcome.container_error, message))
+            self._write(life, waiting, life.node, life.ip, self.timestamp(), outcome.container_error, message)
             self._event(life, "Failed", f"Error: {message}")
             return (yield from self._wait(None))  # never starts; only deletion ends this
         return None
 
     def _image_backoff(self, life: Life, error: str, image: str):
-        write = lambda reason, message: self._write(
-            life, lambda p: waiting(p, life.node, life.ip, self.timestamp(), reason, message))
+        write = lambda reason, message: self._write(life, waiting, life.node, life.ip, self.timestamp(),
+                                                    reason, message)
         if error in ("InvalidImageName", "ErrImageNeverPull"):  # no retry can fix these
             message = image_error_message(error, image)
             write(error, message)
@@ -276,32 +313,30 @@ class Kubelets:
             if what in ("forget", "freeze"):
                 return
             if what == "evict":
-                self._write(life, lambda p: evicted(p, detail, life.started, self.timestamp()))
+                self._write(life, evicted, detail, life.started, self.timestamp())
                 self._event(life, "Evicted", detail)
                 self._done(life)
                 return
             # a deletion: SIGTERM now, SIGKILL when the grace period ends
             if life.sigterm_at is None:
-                life.sigterm_at = self.env.now
-            life.kill_at = min(life.kill_at, self.env.now + max(0.0, detail))
+                life.sigterm_at = self.env._now
+            life.kill_at = min(life.kill_at, self.env._now + max(0.0, detail))
             exited_by_itself = (life.started_at is not None
-                                and life.started_at + life.outcome.run_seconds <= self.env.now)
+                                and life.started_at + life.outcome.run_seconds <= self.env._now)
             if life.started_at is None or exited_by_itself:
-                stop_at = self.env.now
+                stop_at = self.env._now
             else:
                 stop_at = min(life.sigterm_at + life.outcome.stop_seconds, life.kill_at)
-            cause = yield from self._wait(stop_at - self.env.now)
+            cause = yield from self._wait(stop_at - self.env._now)
             if cause is not None:
                 continue
             if exited_by_itself:  # it finished while nobody could tell (the node was away)
                 ends = life.started_at + life.outcome.run_seconds
-                ended = self.timestamp(ends - self.env.now)
-                self._write(life, lambda p: finished(p, life.outcome, life.started, ended,
-                                                     life.restarts, life.last_state))
+                ended = self.timestamp(ends - self.env._now)
+                self._write(life, finished, life.outcome, life.started, ended, life.restarts, life.last_state)
             else:
                 code = EXIT_SIGTERM if life.sigterm_at + life.outcome.stop_seconds <= life.kill_at else EXIT_SIGKILL
-                self._write(life, lambda p: killed(p, code, life.started, self.timestamp(), life.restarts,
-                                                   life.last_state))
+                self._write(life, killed, code, life.started, self.timestamp(), life.restarts, life.last_state)
             self._done(life)
             yield from self._remove_after(life.key, life.uid, 0)
             return
@@ -312,7 +347,7 @@ class Kubelets:
             if delay is None or delay == math.inf:
                 yield self.env.event()
             elif delay > 0:
-                yield model_timer(self.env, delay)
+                yield ModelTimer(self.env, delay)
         except simpy.Interrupt as interrupt:
             return interrupt.cause
         return None
@@ -320,7 +355,7 @@ class Kubelets:
     def _remove_after(self, key, uid: str, delay: float):
         """The kubelet's final delete (grace 0): gone, unless finalizers still hold it."""
         if delay:
-            yield model_timer(self.env, delay)
+            yield ModelTimer(self.env, delay)
         pod = self.pods.get(*key)
         if pod is not None and pod["metadata"]["uid"] == uid:
             self.delete(pod)
@@ -331,10 +366,9 @@ class Kubelets:
             del self.lives[life.key]
             self.on_finished(life.key)
 
-    def _write(self, life: Life, mutate) -> None:
-        def guarded(pod):
-            return mutate(pod) if pod["metadata"]["uid"] == life.uid else pod
-        self.pods.update(*life.key, guarded)
+    def _write(self, life: Life, build: Callable[..., dict], *args) -> None:
+        """Store ``build(pod, *args)`` as the pod's new state, unless the pod is another by now."""
+        self.pods.update(*life.key, lambda pod: build(pod, *args) if pod["metadata"]["uid"] == life.uid else pod)
 
     def _event(self, life: Life, reason: str, message: str, kind: str = "Warning") -> None:
         pod = self.pods.get(*life.key)
@@ -353,10 +387,6 @@ class Kubelets:
         pod = self.pods.get(*life.key)
         containers = (pod or {}).get("spec", {}).get("containers") or [{"name": "base"}]
         return containers[0].get("name", "base")
-
-    @staticmethod
-    def _image_id(pod: dict) -> dict[str, str]:
-        return {c["name"]: image_id(c.get("image", "")) for c in pod["spec"].get("containers") or []}
 
     def _next_ip(self) -> str:
         self._ips += 1
@@ -395,7 +425,7 @@ def image_id(image: str) -> str:
 
 # -- status shapes (core/v1 PodStatus as the kubelet writes it) -----------------------------------
 
-def _status(pod: dict, **changes) -> dict:
+def _status(pod: dict, changes: dict) -> dict:
     return {**pod, "status": {**pod.get("status", {}), **changes}}
 
 
@@ -406,23 +436,32 @@ def _container_id(uid: str) -> str:
 
 def _container_statuses(pod: dict, state: dict, ready: bool = False, restarts: int = 0,
                         last_state: dict | None = None, image_ids: dict | None = None) -> list[dict]:
+    last_state, image_ids, started = last_state or {}, image_ids or {}, "running" in state
+    container_id = _container_id(pod["metadata"]["uid"]) if "waiting" not in state or restarts else None
     statuses = []
     for c in pod["spec"]["containers"]:
-        status = {"name": c["name"], "state": state, "lastState": last_state or {}, "ready": ready,
+        status = {"name": c["name"], "state": state, "lastState": last_state, "ready": ready,
                   "restartCount": restarts, "image": c.get("image", ""),
-                  "imageID": (image_ids or {}).get(c["name"], ""), "started": "running" in state}
-        if "waiting" not in state or restarts:
-            status["containerID"] = _container_id(pod["metadata"]["uid"])
+                  "imageID": image_ids.get(c["name"], ""), "started": started}
+        if container_id is not None:
+            status["containerID"] = container_id
         statuses.append(status)
     return statuses
 
 
-def _conditions(pod: dict, when: str, **wanted) -> list[dict]:
-    """The pod's conditions with these set by type: (status, reason) pairs; lastTransitionTime
-    moves only on a change."""
+def _old_image_ids(pod: dict) -> dict[str, str]:
+    """The image ids the last status reported, by container name."""
+    return {s["name"]: s.get("imageID", "") for s in pod.get("status", {}).get("containerStatuses") or []}
+
+
+def _conditions(pod: dict, when: str, wanted: tuple) -> list[dict]:
+    """The pod's conditions with ``wanted`` (type, status, reason) triples set by type;
+    lastTransitionTime moves only on a change."""
     conditions = list(pod.get("status", {}).get("conditions", ()))
-    where = {c["type"]: i for i, c in enumerate(conditions)}
-    for kind, (value, reason) in wanted.items():
+    where = {}
+    for i, condition in enumerate(conditions):
+        where[condition["type"]] = i
+    for kind, value, reason in wanted:
         condition = {"type": kind, "status": value, "lastProbeTime": None, "lastTransitionTime": when}
         if reason:
             condition["reason"] = reason
@@ -439,9 +478,13 @@ def _conditions(pod: dict, when: str, **wanted) -> list[dict]:
     return conditions
 
 
-def _not_ready(pod: dict, when: str, sandbox: str = "True") -> list[dict]:
-    return _conditions(pod, when, PodReadyToStartContainers=(sandbox, None), Initialized=("True", None),
-                       Ready=("False", "ContainersNotReady"), ContainersReady=("False", "ContainersNotReady"))
+# the (type, status, reason) of the conditions the kubelet sets as the container starts, waits, ends
+_STARTED = (("PodReadyToStartContainers", "True", None), ("Initialized", "True", None), ("Ready", "True", None),
+            ("ContainersReady", "True", None))
+_NOT_READY = (("PodReadyToStartContainers", "True", None), ("Initialized", "True", None),
+              ("Ready", "False", "ContainersNotReady"), ("ContainersReady", "False", "ContainersNotReady"))
+_COMPLETED = (("PodReadyToStartContainers", "False", None), ("Ready", "False", "PodCompleted"),
+              ("ContainersReady", "False", "PodCompleted"))
 
 
 def _placed(pod: dict, node: NodeState, ip: str, when: str) -> dict:
@@ -449,7 +492,7 @@ def _placed(pod: dict, node: NodeState, ip: str, when: str) -> dict:
     placed = {"hostIP": node.ip, "hostIPs": [{"ip": node.ip}],
               "startTime": pod.get("status", {}).get("startTime") or when}
     if ip:
-        placed.update(podIP=ip, podIPs=[{"ip": ip}])
+        placed["podIP"], placed["podIPs"] = ip, [{"ip": ip}]
     return placed
 
 
@@ -458,36 +501,36 @@ def _placed(pod: dict, node: NodeState, ip: str, when: str) -> dict:
 
 def waiting(pod: dict, node: NodeState, ip: str, when: str, reason: str, message: str) -> dict:
     state = {"waiting": {"reason": reason, **({"message": message} if message else {})}}
-    return _status(pod, **_placed(pod, node, ip, when), phase="Pending",
-                   containerStatuses=_container_statuses(pod, state), conditions=_not_ready(pod, when))
+    return _status(pod, {**_placed(pod, node, ip, when), "phase": "Pending",
+                         "containerStatuses": _container_statuses(pod, state),
+                         "conditions": _conditions(pod, when, _NOT_READY)})
 
 
 def running(pod: dict, node: NodeState, ip: str, started: str, restarts: int = 0,
-            last_state: dict | None = None, image_ids: dict | None = None) -> dict:
+            last_state: dict | None = None) -> dict:
+    """The container started: its image ids are those of the images in the spec."""
     state = {"running": {"startedAt": started}}
-    return _status(pod, **_placed(pod, node, ip, started), phase="Running",
-                   containerStatuses=_container_statuses(pod, state, True, restarts, last_state, image_ids),
-                   conditions=_conditions(pod, started, PodReadyToStartContainers=("True", None),
-                                          Initialized=("True", None), Ready=("True", None),
-                                          ContainersReady=("True", None)))
+    image_ids = {c["name"]: image_id(c.get("image", "")) for c in pod["spec"].get("containers") or []}
+    return _status(pod, {**_placed(pod, node, ip, started), "phase": "Running",
+                         "containerStatuses": _container_statuses(pod, state, True, restarts, last_state, image_ids),
+                         "conditions": _conditions(pod, started, _STARTED)})
 
 
 def crash_looping(pod: dict, message: str, restarts: int, last_state: dict, when: str) -> dict:
     state = {"waiting": {"reason": "CrashLoopBackOff", "message": message}}
-    old = {s["name"]: s.get("imageID", "") for s in pod.get("status", {}).get("containerStatuses") or []}
-    return _status(pod, phase="Running",
-                   containerStatuses=_container_statuses(pod, state, False, restarts, last_state, old),
-                   conditions=_not_ready(pod, when))
+    return _status(pod, {"phase": "Running",
+                         "containerStatuses": _container_statuses(pod, state, False, restarts, last_state,
+                                                                  _old_image_ids(pod)),
+                         "conditions": _conditions(pod, when, _NOT_READY)})
 
 
 def ready(pod: dict, is_ready: bool, when: str) -> dict:
     """The node controller's (or a returning kubelet's) verdict on a running pod's readiness."""
-    value = "True" if is_ready else "False"
     if is_ready:
-        conditions = _conditions(pod, when, Ready=(value, None), ContainersReady=(value, None))
+        conditions = _conditions(pod, when, (("Ready", "True", None), ("ContainersReady", "True", None)))
     else:
-        conditions = _conditions(pod, when, Ready=(value, None))
-    return _status(pod, conditions=conditions)
+        conditions = _conditions(pod, when, (("Ready", "False", None),))
+    return _status(pod, {"conditions": conditions})
 
 
 def terminated_state(uid: str, code: int, reason: str, started, ended: str, message: str | None = None) -> dict:
@@ -501,12 +544,10 @@ def terminated_state(uid: str, code: int, reason: str, started, ended: str, mess
 def _terminated(pod: dict, phase: str, code: int, why: str, started, ended: str, restarts: int = 0,
                 last_state: dict | None = None, container_message: str | None = None, **extra) -> dict:
     state = terminated_state(pod["metadata"]["uid"], code, why, started, ended, container_message)
-    old = {s["name"]: s.get("imageID", "") for s in pod.get("status", {}).get("containerStatuses") or []}
-    conditions = _conditions(pod, ended, PodReadyToStartContainers=("False", None),
-                             Ready=("False", "PodCompleted"), ContainersReady=("False", "PodCompleted"))
-    return _status(pod, phase=phase,
-                   containerStatuses=_container_statuses(pod, state, False, restarts, last_state, old),
-                   **extra, conditions=conditions)
+    return _status(pod, {"phase": phase,
+                         "containerStatuses": _container_statuses(pod, state, False, restarts, last_state,
+                                                                  _old_image_ids(pod)),
+                         **extra, "conditions": _conditions(pod, ended, _COMPLETED)})
 
 
 def finished(pod: dict, outcome: Outcome, started: str, ended: str, restarts: int = 0,

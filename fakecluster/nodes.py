@@ -17,13 +17,16 @@ _FACTORS = {None: 1, "n": 1e-9, "u": 1e-6, "m": 1e-3, "k": 10**3, "M": 10**6, "G
 
 def parse_quantity(value, unit: str = "") -> float:
     """A Kubernetes quantity ("500m", "2", "1.5Gi", "1e3") as a number (cores or bytes)."""
+    if value.__class__ is str:  # the usual case, first
+        return _parse_text(value, unit)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
-    return _parse_text(str(value).strip(), unit)
+    return _parse_text(str(value), unit)
 
 
 @functools.lru_cache(maxsize=1024)  # a load asks for the same few sizes over and over
-def _parse_text(text: str, unit: str) -> float:
+def _parse_text(value: str, unit: str) -> float:
+    text = value.strip()
     match = _QUANTITY.match(text)
     if not match:
         raise ValueError(f"quantities must match the regular expression "
@@ -85,16 +88,16 @@ class NodeState:
             return ("node(s) were unschedulable",)
         if self.unreachable:
             return ("node(s) had untolerated taint {node.kubernetes.io/unreachable: }",)
-        if any(self.labels.get(k) != v for k, v in selector.items()):
+        if selector and any(self.labels.get(k) != v for k, v in selector.items()):
             return ("node(s) didn't match Pod's node affinity/selector",)
-        short = []
+        short = ()
         if len(self.pods) + 1 > self.max_pods:
-            short.append("Too many pods")
+            short += ("Too many pods",)
         if self.used_cpu + cpu > self.cpu + 1e-9:
-            short.append("Insufficient cpu")
+            short += ("Insufficient cpu",)
         if self.used_memory + memory > self.memory + 0.5:
-            short.append("Insufficient memory")
-        return tuple(short)
+            short += ("Insufficient memory",)
+        return short
 
     def take(self, key, cpu: float, memory: float) -> None:
         if key in self.pods:

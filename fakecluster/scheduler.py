@@ -27,7 +27,7 @@ from typing import Callable
 import simpy
 
 from .behaviour import Outcome
-from .kernel import model_timer
+from .kernel import ModelTimer
 from .nodes import NodeState, pod_requests
 from .store import ResourceStore
 
@@ -87,7 +87,7 @@ class Scheduler:
         """A new pod without a node: try to bind it after the scheduling delay."""
         key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
         uid = pod["metadata"]["uid"]
-        model_timer(self.env, self.delay).callbacks.append(lambda _: self._attempt(key, uid))
+        ModelTimer(self.env, self.delay, lambda _: self._attempt(key, uid))
 
     def place(self, pod: dict, node: NodeState) -> None:
         """Account for a pod bound without the scheduler (``spec.nodeName`` set at creation)."""
@@ -122,7 +122,7 @@ class Scheduler:
     def _schedule_retry(self) -> None:
         if (self.waiting or self.stuck) and not self._retry_pending:
             self._retry_pending = True
-            model_timer(self.env, 0).callbacks.append(self._retry_now)
+            ModelTimer(self.env, 0, self._retry_now)
 
     def _attempt(self, key, uid: str) -> None:
         """A new pod's first scheduling attempt."""

@@ -116,9 +116,7 @@ class ApiServer:
                                            clock=lambda: kernel.env.now)
                        for name, s in self.strategies.items()}
         self.compacted_rv = 0
-        self._rv_waiters: list[tuple[int, object]] = []
-        for store in self.stores.values():
-            store.listeners.append(self._release_rv_waiters)
+        self._rv_waiters: list[tuple[int, object]] = []  # while any, every store's first listener releases them
 
     @property
     def pods(self) -> ResourceStore:
@@ -153,20 +151,19 @@ class ApiServer:
 
     def route(self, parts: list[str]) -> Route:
         """The store, namespace, name and subresource a request's path segments address."""
-        if parts[:2] != ["api", "v1"]:
+        match parts:
+            case ["api", "v1", "namespaces", namespace, resource, *rest]:
+                pass
+            case ["api", "v1", resource, *rest]:  # cluster-wide, or the namespaces resource itself
+                namespace = None
+            case _:
+                raise errors.unknown_resource()
+        strategy = self.strategies.get(resource)
+        if strategy is None or len(rest) > 2 or (namespace is not None and not strategy.namespaced):
             raise errors.unknown_resource()
-        parts = parts[2:]
-        namespace = None
-        if len(parts) >= 3 and parts[0] == "namespaces":  # else: the namespaces resource itself
-            namespace, parts = parts[1], parts[2:]
-        if not parts or parts[0] not in self.stores or len(parts) > 3:
-            raise errors.unknown_resource()
-        strategy = self.strategies[parts[0]]
-        if namespace is not None and not strategy.namespaced:
-            raise errors.unknown_resource()
-        name = parts[1] if len(parts) > 1 else None
-        subresource = parts[2] if len(parts) > 2 else None
-        return Route(self.stores[parts[0]], strategy, namespace, name, subresource)
+        name = rest[0] if rest else None
+        subresource = rest[1] if len(rest) > 1 else None
+        return Route(self.stores[resource], strategy, namespace, name, subresource)
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -259,19 +256,31 @@ class ApiServer:
         if requested <= self.revision.value:
             return
         waiter = (requested, self.kernel.env.event())
-        self._rv_waiters.append(waiter)
+        self._add_rv_waiter(waiter)
         if not self.kernel.wait(waiter[1], TOO_NEW_RV_WAIT, f"resourceVersion {requested}"):
-            self._rv_waiters.remove(waiter)  # gave up: nobody will release it
+            self._remove_rv_waiter(waiter)  # gave up: nobody will release it
         if requested > self.revision.value:
             raise errors.too_large_resource_version(requested, self.revision.value)
 
+    # A waiter is rare, a change is not: the stores call _release_rv_waiters only while one waits.
+
+    def _add_rv_waiter(self, waiter: tuple[int, object]) -> None:
+        if not self._rv_waiters:
+            for store in self.stores.values():
+                store.listeners.insert(0, self._release_rv_waiters)  # first, where it always ran
+        self._rv_waiters.append(waiter)
+
+    def _remove_rv_waiter(self, waiter: tuple[int, object]) -> None:
+        self._rv_waiters.remove(waiter)
+        if not self._rv_waiters:
+            for store in self.stores.values():
+                store.listeners.remove(self._release_rv_waiters)
+
     def _release_rv_waiters(self, change: Change) -> None:
-        if self._rv_waiters:
-            ready = [w for w in self._rv_waiters if w[0] <= change.rv]
-            for waiter in ready:
-                self._rv_waiters.remove(waiter)
-                if not waiter[1].triggered:
-                    waiter[1].succeed()
+        for waiter in [w for w in self._rv_waiters if w[0] <= change.rv]:
+            self._remove_rv_waiter(waiter)
+            if not waiter[1].triggered:
+                waiter[1].succeed()
 
     # -- watch ---------------------------------------------------------------------------------
 

@@ -130,6 +130,10 @@ class Faults:
         if not 0.0 <= self.reset_probability <= 1.0:
             raise ValueError(f"reset_probability must be between 0 and 1, not {self.reset_probability!r}")
 
+    def inactive(self) -> bool:
+        """No latency and nothing to inject: every request is served at once, as it came."""
+        return not (self.latency or self.errors or self.outages or self.reset_probability)
+
     def refused(self, now: float) -> bool:
         """Is the API server unreachable (connection refused) at this moment?"""
         for outage in self.outages:  # a loop: any() over a generator costs more when there is none

@@ -21,17 +21,17 @@ _COLLECTION_VERBS = {"GET": "list", "POST": "create", "DELETE": "deletecollectio
 
 def classify(request: Request) -> tuple[str, str, str | None]:
     """(verb, resource, name) of a request, as Kubernetes' RequestInfo would name them."""
-    parts = request.parts[2:]
-    if len(parts) >= 3 and parts[0] == "namespaces":
-        parts = parts[2:]
-    resource = parts[0] if parts else ""
-    name = parts[1] if len(parts) > 1 else None
+    match request.parts:  # /api/v1/[namespaces/NAMESPACE/]RESOURCE[/NAME...]
+        case [_, _, "namespaces", _, resource, *rest] | [_, _, resource, *rest]:
+            name = rest[0] if rest else None
+        case _:
+            resource, name = "", None
     if name is None:
-        verb = _COLLECTION_VERBS.get(request.method, request.method.lower())
+        verb = _COLLECTION_VERBS.get(request.method) or request.method.lower()
         if verb == "list" and parse_bool(request.query, "watch"):
             verb = "watch"
     else:
-        verb = _ITEM_VERBS.get(request.method, request.method.lower())
+        verb = _ITEM_VERBS.get(request.method) or request.method.lower()
     return verb, resource, name
 
 
@@ -62,6 +62,8 @@ class Gateway:
         request arrives: the "it was created but the client thinks it failed" case.
         """
         verb, resource, name = classify(request)
+        if self.faults.inactive():  # the usual case: served at once, as it came
+            return self._answer(request, verb, resource, name)
         if name is None and verb == "create" and self.faults.errors:  # named in injected errors
             name = _body_name(request.body)
         if self.faults.refused(self.kernel.env.now):  # nothing listens: refused at once
@@ -83,7 +85,15 @@ class Gateway:
         except ConnectionFault as fault:
             self._account(verb, resource, name, fault.kind)
             raise
-        reply = error_reply(injected) if injected else self.server.handle(request)
+        if injected:
+            reply = error_reply(injected)
+            self._account(verb, resource, name, reply.status)
+            return reply
+        return self._answer(request, verb, resource, name)
+
+    def _answer(self, request: Request, verb: str, resource: str, name: str | None):
+        """The server's own answer to a request that reached it."""
+        reply = self.server.handle(request)
         self._account(verb, resource, name, reply.status if isinstance(reply, Reply) else 200)
         return reply
 

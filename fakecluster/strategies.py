@@ -7,7 +7,6 @@ friends) at the depth a pod-launching client can observe.
 from __future__ import annotations
 
 import functools
-import operator
 import re
 from dataclasses import dataclass, field
 
@@ -305,8 +304,14 @@ class ListOf:
         plain = self.item.plain
         if plain is not None and _all_of_type(value, plain):
             return value  # command and args: all strings, nothing to convert
-        decoded = [self.item.decode(item) for item in value]
-        return value if all(map(operator.is_, decoded, value)) else decoded
+        decode, decoded = self.item.decode, None  # a new list once an item changes
+        for i, item in enumerate(value):
+            new = decode(item)
+            if new is not item:
+                if decoded is None:
+                    decoded = value.copy()
+                decoded[i] = new
+        return value if decoded is None else decoded
 
 
 @dataclass(frozen=True)
@@ -323,9 +328,14 @@ class MapOf:
         plain = self.value.plain
         if plain is not None and _all_of_type(value.values(), plain):
             return value  # labels and annotations: all strings, nothing to convert
-        decode = self.value.decode
-        changed = {key: new for key, item in value.items() if (new := decode(item)) is not item}
-        return {**value, **changed} if changed else value
+        decode, decoded = self.value.decode, None  # a new dict once a value changes
+        for key, item in value.items():
+            new = decode(item)
+            if new is not item:
+                if decoded is None:
+                    decoded = value.copy()
+                decoded[key] = new
+        return value if decoded is None else decoded
 
 
 @dataclass(frozen=True)

@@ -58,8 +58,7 @@ class FakePoolManager(urllib3.PoolManager):
                 self.gateway.kernel.sleep(retries.get_backoff_time())
                 continue
             response = _response(answer, method, url, preload, read_timeout)
-            has_retry_after = bool(response.headers.get("Retry-After"))
-            if not retries.is_retry(method, response.status, has_retry_after):
+            if not retries.is_retry(method, response.status, _has_retry_after(response.headers)):
                 return response
             try:
                 retries = retries.increment(method, url, response=response,
@@ -71,6 +70,12 @@ class FakePoolManager(urllib3.PoolManager):
             response.drain_conn()
             delay = retries.get_retry_after(response) if retries.respect_retry_after_header else None
             self.gateway.kernel.sleep(delay if delay is not None else retries.get_backoff_time())
+
+
+def _has_retry_after(headers: urllib3.HTTPHeaderDict) -> bool:
+    """urllib3's ``bool(headers.get("Retry-After"))``, without a KeyError raised and caught
+    inside ``get`` for the usual answer that has none."""
+    return "Retry-After" in headers and bool(headers["Retry-After"])
 
 
 def _read_timeout(timeout) -> float | None:

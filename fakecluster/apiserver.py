@@ -136,12 +136,12 @@ class ApiServer:
         if request.path in ("/version", "/version/"):
             return json_reply(200, VERSION)
         route = self.route(request.parts)
-        method, item = request.method, route.name is not None
+        method = request.method
         if route.subresource not in (None, "status"):
             raise errors.unknown_resource()
-        handler = _HANDLERS.get((method, item))
+        handler = _HANDLERS.get((method, route.name is not None))
         # deletecollection is served within one namespace only (not across all, not cluster-wide)
-        wide_delete = (method, item) == ("DELETE", False) and route.namespace is None
+        wide_delete = handler is ApiServer._delete_collection and route.namespace is None
         if handler is None or wide_delete or \
                 (route.subresource and method not in ("GET", "PUT", "PATCH")):
             raise errors.method_not_allowed(method)
@@ -467,7 +467,15 @@ class ApiServer:
     def _delete(self, route: Route, request: Request) -> Reply:
         options = self._delete_options(request)
         current = self._existing(route)
-        preconditions = options.get("preconditions") or {}
+        if options.get("preconditions"):
+            self._check_preconditions(route, current, options["preconditions"])
+        deleted = self.delete_object(route.store, current, options.get("gracePeriodSeconds"),
+                                     dry_run=bool(options.get("dryRun")))
+        return json_reply(200, deleted)
+
+    @staticmethod
+    def _check_preconditions(route: Route, current: dict, preconditions: dict) -> None:
+        """The uid and resourceVersion a DELETE expects of the object (409 when they differ)."""
         for field_name, ours in (("uid", current["metadata"]["uid"]),
                                  ("resourceVersion", current["metadata"]["resourceVersion"])):
             theirs = preconditions.get(field_name)
@@ -476,9 +484,6 @@ class ApiServer:
                 raise errors.conflict(route.store.resource, route.name,
                                       f"Precondition failed: {label} in precondition: {theirs}, "
                                       f"{label} in object meta: {ours}")
-        deleted = self.delete_object(route.store, current, options.get("gracePeriodSeconds"),
-                                     dry_run=bool(options.get("dryRun")))
-        return json_reply(200, deleted)
 
     def _delete_collection(self, route: Route, request: Request) -> Reply:
         """DELETE on a namespaced collection: every object the selectors match, one by one."""
@@ -586,16 +591,19 @@ class ApiServer:
         except ApiError as exc:  # no kind known yet: transformDecodeError's "unrecognized" form
             raise errors.bad_request(f"the object provided is unrecognized (must be of type "
                                      f"{strategy.kind}): {exc.message} ({summarize(body)})") from None
-        kind = obj.get("kind") or strategy.kind
-        version = (obj.get("apiVersion") or "v1").rsplit("/", 1)[-1]
-        if kind != strategy.kind:
-            raise errors.bad_request(f'{kind} in version {go_quote(version)} cannot be handled as a '
-                                     f'{strategy.kind}: the object kind does not match')
+        if (obj.get("kind") or strategy.kind) != strategy.kind:
+            raise _cannot_handle(obj, strategy, "the object kind does not match")
         try:
             return strategy.decode(obj)
         except DecodeError as exc:
-            raise errors.bad_request(f"{kind} in version {go_quote(version)} cannot be handled as a "
-                                     f"{strategy.kind}: {exc}") from None
+            raise _cannot_handle(obj, strategy, str(exc)) from None
+
+
+def _cannot_handle(obj: dict, strategy: Strategy, why: str) -> ApiError:
+    """The 400 for a body of the wrong kind, or one that does not fit the typed object."""
+    version = (obj.get("apiVersion") or "v1").rsplit("/", 1)[-1]
+    return errors.bad_request(f"{obj.get('kind') or strategy.kind} in version {go_quote(version)} "
+                              f"cannot be handled as a {strategy.kind}: {why}")
 
 
 _HANDLERS: dict[tuple[str, bool], Callable] = {  # (method, names an item) -> handler

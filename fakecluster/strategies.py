@@ -304,14 +304,7 @@ class ListOf:
         plain = self.item.plain
         if plain is not None and _all_of_type(value, plain):
             return value  # command and args: all strings, nothing to convert
-        decode, decoded = self.item.decode, None  # a new list once an item changes
-        for i, item in enumerate(value):
-            new = decode(item)
-            if new is not item:
-                if decoded is None:
-                    decoded = value.copy()
-                decoded[i] = new
-        return value if decoded is None else decoded
+        return _decode_items(value, enumerate(value), self.item.decode)
 
 
 @dataclass(frozen=True)
@@ -328,14 +321,7 @@ class MapOf:
         plain = self.value.plain
         if plain is not None and _all_of_type(value.values(), plain):
             return value  # labels and annotations: all strings, nothing to convert
-        decode, decoded = self.value.decode, None  # a new dict once a value changes
-        for key, item in value.items():
-            new = decode(item)
-            if new is not item:
-                if decoded is None:
-                    decoded = value.copy()
-                decoded[key] = new
-        return value if decoded is None else decoded
+        return _decode_items(value, value.items(), self.value.decode)
 
 
 @dataclass(frozen=True)
@@ -376,6 +362,19 @@ class Struct:
 
 
 _DROP = object()  # marks a field the decoded object leaves out
+
+
+def _decode_items(container, places, decode):
+    """``container`` (a list or a dict) with each item decoded: the same object when nothing
+    changes, else a copy made once, at the first item that does. ``places``: (index or key, item)."""
+    decoded = None
+    for place, item in places:
+        new = decode(item)
+        if new is not item:
+            if decoded is None:
+                decoded = container.copy()
+            decoded[place] = new
+    return container if decoded is None else decoded
 
 
 def _all_of_type(items, plain: type) -> bool:

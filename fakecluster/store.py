@@ -12,7 +12,7 @@ from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
-from .wire import event_line
+from .wire import event_chunk
 
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
 MIN_HISTORY = 100  # the watch cache keeps at least this many changes (defaultLowerBoundCapacity)
@@ -65,15 +65,13 @@ class Change:
     obj: dict            # the new state; for DELETED the last state, stamped with ``rv``
     prev: dict | None    # the state before, for selector transitions
     at: float = 0.0      # virtual time of the change, for a time-bounded window
-    _line: bytes | None = field(default=None, repr=False)
+    _chunk: bytes | None = field(default=None, repr=False)
 
-    def line(self) -> bytes:
-        """The watch event as sent on the wire, serialised once for every watcher."""
-        if self._line is None:
-            self._line = event_line(self.type, self.obj)
-        return self._line
-
-
+    def chunk(self) -> bytes:
+        """The watch event as sent on the wire (its HTTP chunk), encoded once for every watcher."""
+        if self._chunk is None:
+            self._chunk = event_chunk(self.type, self.obj)
+        return self._chunk
 
 
 def key_of(obj: dict) -> Key:
@@ -228,7 +226,7 @@ class ResourceStore:
                 self.floor = self.history.popleft().rv
         for watcher in self.watchers.interested(change):
             watcher.offer(change)
-        change._line = None  # a watcher resuming from history encodes it again: keep the window small
+        change._chunk = None  # a watcher resuming from history encodes it again: keep the window small
         if self.listeners:
             self.revision.notify(self.listeners, change)
 

@@ -15,6 +15,7 @@ from typing import Callable
 import simpy
 
 from .kernel import Kernel
+from .wire import chunk
 
 
 class Stream:
@@ -38,8 +39,12 @@ class Stream:
     # -- server side ---------------------------------------------------------------------------
 
     def write_chunk(self, payload: bytes) -> None:
+        self.write_framed(chunk(payload))
+
+    def write_framed(self, framed: bytes) -> None:
+        """A whole chunk, already framed (``wire.event_chunk``): queued as it is, not copied."""
         if self._open():
-            self._put(b"%x\r\n%s\r\n" % (len(payload), payload))
+            self._put(framed)
 
     def write_raw(self, data: bytes) -> None:
         if self._open():

@@ -13,7 +13,7 @@ import json
 from .selectors import FieldSelector, LabelSelector
 from .status import ApiError
 from .store import ADDED, DELETED, MODIFIED, Change, ResourceStore, with_rv
-from .wire import event_line
+from .wire import chunk, event_chunk
 from .stream import Stream
 
 _ids = itertools.count(1)
@@ -60,44 +60,45 @@ class Watcher:
         if self.namespace is not None and change.obj["metadata"].get("namespace") != self.namespace:
             return  # an object keeps its namespace: outside the watcher's, no state of it shows
         if self._plain:
-            self._send(change.line())
+            self._send(change.chunk())
         elif change.type == ADDED:
             if self.matches(change.obj):
-                self._send(change.line())
+                self._send(change.chunk())
         elif change.type == MODIFIED:
             now, before = self.matches(change.obj), self.matches(change.prev)
             if now and before:
-                self._send(change.line())
+                self._send(change.chunk())
             elif now:
-                self._send(event_line(ADDED, change.obj))
+                self._send(event_chunk(ADDED, change.obj))
             elif before:
-                self._send(event_line(DELETED, with_rv(change.prev, change.rv)))
+                self._send(event_chunk(DELETED, with_rv(change.prev, change.rv)))
         elif self.matches(change.prev):
-            self._send(change.line())
+            self._send(change.chunk())
 
     def send_added(self, obj: dict) -> None:
-        self._send(event_line(ADDED, obj))
+        self._send(event_chunk(ADDED, obj))
 
     def send_bookmark(self, rv: int, initial_events_end: bool = False) -> None:
         meta: dict = {"resourceVersion": str(rv)}
         if initial_events_end:
             meta["annotations"] = {"k8s.io/initial-events-end": "true"}
         obj = {"kind": self.store.kind, "apiVersion": "v1", "metadata": meta}
-        self._send(event_line("BOOKMARK", obj))
+        self._send(event_chunk("BOOKMARK", obj))
 
     def send_error(self, error: ApiError) -> None:
         """The ERROR event that ends a watch (410 Expired, 504 Timeout, ...)."""
-        self._send(json.dumps({"type": "ERROR", "object": error.status()},
-                              separators=(",", ":")).encode() + b"\n")
+        self._send(chunk(json.dumps({"type": "ERROR", "object": error.status()},
+                                    separators=(",", ":")).encode() + b"\n"))
         self.finish()
 
-    def _send(self, line: bytes) -> None:
+    def _send(self, framed: bytes) -> None:
+        """One event, framed as its HTTP chunk."""
         if self.max_pending is not None and self.stream.pending > self.max_pending:
             self.stream.drop()  # kube-apiserver closes a watcher that cannot keep up
             self.close()
             return
         self.sent += 1
-        self.stream.write_chunk(line)
+        self.stream.write_framed(framed)
 
     def finish(self) -> None:
         """End the stream cleanly (timeoutSeconds reached, or after an ERROR event)."""

@@ -20,6 +20,15 @@ def dumps(obj) -> bytes:
     return encoded
 
 
-def event_line(event_type: str, obj: dict) -> bytes:
-    """One watch event, newline-terminated, as the client's line splitter expects."""
-    return b'{"type":"%s","object":%s}\n' % (event_type.encode(), dumps(obj))
+def chunk(payload: bytes) -> bytes:
+    """``payload`` framed as one HTTP/1.1 chunk (size line, data, CRLF)."""
+    return b"%x\r\n%s\r\n" % (len(payload), payload)
+
+
+def event_chunk(event_type: str, obj: dict) -> bytes:
+    """One watch event, newline-terminated as the client's line splitter expects, framed as the
+    HTTP chunk that carries it: built in one go, so the object's bytes are copied once."""
+    kind = event_type.encode()
+    size = len(kind) + 22  # {"type":"  ","object":  }\n
+    body = dumps(obj)
+    return b'%x\r\n{"type":"%s","object":%s}\n\r\n' % (size + len(body), kind, body)

@@ -70,3 +70,23 @@ def test_fake_overhead_reports_every_round_and_the_best_of_each_side():
     spread = result["paired_overhead_cpu_pct"]
     assert spread["min"] <= spread["median"] <= spread["max"]
     assert result["ratio_cpu"] == result["simulated_cpu_s"] / result["floor_cpu_s"]
+
+
+def test_interference_times_each_kind_of_work_between_the_creates():
+    """interference.py on a tiny run: every kind of work runs after each create and is timed
+    apart from the client; the replay raises if the client's calls stray from the recording."""
+    import interference
+    result = interference.measure(interference.parse_args(["--pods", "5", "--repeat", "1", "--spin", "50"]))
+    kinds = result["kinds"]
+    assert list(kinds) == list(interference.KINDS)
+    assert kinds["none"]["injected_us"] == 0 and kinds["none"]["interference"] is None
+    assert all(kinds[kind]["injected_us"] > 0 for kind in ("spin", "parse", "fake POST"))
+
+
+def test_interference_fake_post_must_be_answered_201():
+    import interference
+    work = interference.fake_post(3, 0)
+    body = b'{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"c","image":"i"}]}}'
+    work("http://localhost/api/v1/namespaces/bench/pods", {"Content-Type": "application/json"}, body)
+    with pytest.raises(RuntimeError, match="answered the recorded create with 404"):
+        work("http://localhost/api/v1/namespaces/elsewhere/pods", {"Content-Type": "application/json"}, body)

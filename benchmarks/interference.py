@@ -149,8 +149,7 @@ def print_report(result: dict, console: Console) -> None:
                       f"{row['client_slowdown_us']:+.1f}", ratio, f"{row['rest_us']:.1f}")
     console.print(table)
     console.print("'per µs of work': how many µs the client's creates lose for each µs of that work "
-                  "run between them. The fake's own share of fake_overhead.py's timed overhead is "
-                  "its own time times (1 + that figure).")
+                  "run between them, so that a µs of it costs about (1 + that figure) µs in all.")
 
 
 def parse_args(argv=None):

@@ -97,9 +97,7 @@ class Timing:
 
 
 def replay_with(log: list[Exchange], pods: int, work) -> Timing:
-    client, _ = replay_client(log)
-    pool = InjectingReplay(log, work)
-    client.rest_client.pool_manager = pool
+    client, pool = replay_client(log, InjectingReplay(log, work))
     api = kubernetes.client.CoreV1Api(client)
     resource_version = fake_overhead.start_revision(api)
     started = time.process_time()

@@ -228,12 +228,14 @@ class ReplayPoolManager(urllib3.PoolManager):
         return sum(len(queue) for queue in self._queues.values())
 
 
-def replay_client(log: list[Exchange]) -> tuple[kubernetes.client.ApiClient, ReplayPoolManager]:
-    """A real ApiClient, configured as the cluster's are, whose answers come from ``log``."""
+def replay_client(log: list[Exchange], replay: ReplayPoolManager | None = None,
+                  ) -> tuple[kubernetes.client.ApiClient, ReplayPoolManager]:
+    """A real ApiClient, configured as the cluster's are, whose answers come from ``log``
+    (through ``replay``, a ReplayPoolManager of ``log`` or of a subclass, if given)."""
     configuration = kubernetes.client.Configuration()
     configuration.host = HOST
     client = kubernetes.client.ApiClient(configuration)
-    replay = ReplayPoolManager(log)
+    replay = ReplayPoolManager(log) if replay is None else replay
     client.rest_client.pool_manager = replay
     return client, replay
 

@@ -10,6 +10,8 @@ import orjson
 # mutated: the store makes new dicts on every write). Holding it keeps its id from being reused.
 _last: tuple[object, bytes] = (None, b"null")
 
+_EVENT_FRAMING = len(b'{"type":"","object":}\n')  # an event line's bytes besides its type and object
+
 
 def dumps(obj) -> bytes:
     global _last
@@ -28,7 +30,7 @@ def chunk(payload: bytes) -> bytes:
 def event_chunk(event_type: str, obj: dict) -> bytes:
     """One watch event, newline-terminated as the client's line splitter expects, framed as the
     HTTP chunk that carries it: built in one go, so the object's bytes are copied once."""
-    kind = event_type.encode()
-    size = len(kind) + 22  # {"type":"  ","object":  }\n
-    body = dumps(obj)
-    return b'%x\r\n{"type":"%s","object":%s}\n\r\n' % (size + len(body), kind, body)
+    kind, body = event_type.encode(), dumps(obj)
+    size = _EVENT_FRAMING + len(kind) + len(body)
+    return b'%x\r\n{"type":"%s","object":%s}\n\r\n' % (size, kind, body)
+

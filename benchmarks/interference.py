@@ -38,7 +38,7 @@ from rich.table import Table
 import fake_overhead
 from replay import Exchange, ReplayMismatch, ReplayPoolManager, as_bytes, replay_client
 
-from fakecluster.apiserver import Request, WatchReply
+from fakecluster.api.server import Request, WatchReply
 
 KINDS = ("none", "spin", "parse", "fake POST")
 

@@ -36,9 +36,9 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
-from fakecluster.apiserver import WatchReply
+from fakecluster.api.server import WatchReply
 from fakecluster.cluster import HOST
-from fakecluster.transport import FakePoolManager
+from fakecluster.doors.transport import FakePoolManager
 
 
 class ReplayMismatch(AssertionError):

@@ -103,11 +103,11 @@ class Stopwatch:
 # -- which layer a piece of code belongs to ----------------------------------------------------
 
 FAKE_MODULES = {
-    "fake: API server/store/watch": ("apiserver", "store", "watch", "selectors", "strategies",
+    "fake: API server/store/watch": ("server", "store", "watch", "selectors", "strategies",
                                      "validation", "status", "patch", "query", "decoding", "wire"),
     "fake: cluster model": ("cluster", "scheduler", "kubelet", "nodes", "behaviour", "faults"),
     "fake: transport": ("transport", "stream", "gateway"),
-    "fake: simulation kernel": ("kernel", "runtime"),
+    "fake: simulation kernel": ("engine", "runtime", "realtime"),
 }
 FAKE_FILES = {f"{module}.py": layer for layer, modules in FAKE_MODULES.items() for module in modules}
 FAKE_LAYERS = tuple(FAKE_MODULES)

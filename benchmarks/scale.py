@@ -55,7 +55,7 @@ from sampling import (Sampler, Stopwatch, executor_layer, fake_layer, is_client,
 
 from executor import ExecutorConfig, State
 from fakecluster import Behaviour, FakeCluster, kernel
-from fakecluster.apiserver import Request, WatchReply
+from fakecluster.api.server import Request, WatchReply
 from scenarios.world import World
 
 NAMESPACE = "default"

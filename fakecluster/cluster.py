@@ -12,18 +12,18 @@ import kubernetes.client
 import simpy
 from faker import Faker
 
-from .apiserver import ApiServer, Request, ServerOptions
-from .behaviour import Behaviour, BehaviourError, Outcome
+from .api.server import ApiServer, Request, ServerOptions
+from .api.status import too_old_resource_version
+from .api.store import ADDED, DELETED, MODIFIED, Change
+from .doors.gateway import Gateway
+from .doors.transport import FakePoolManager
 from .faults import Faults
-from .gateway import Gateway
-from .kernel import Kernel, ModelTimer, Process
-from .kubelet import Kubelets, ready
-from .nodes import NodeState, node_object, parse_quantity, pod_requests, ready_condition
-from .runtime import EPOCH, SimRuntime
-from .scheduler import Scheduler, with_condition
-from .status import too_old_resource_version
-from .store import ADDED, DELETED, MODIFIED, Change
-from .transport import FakePoolManager
+from .kernel.engine import Kernel, ModelTimer, Process
+from .kernel.runtime import EPOCH, SimRuntime
+from .model.behaviour import Behaviour, BehaviourError, Outcome
+from .model.kubelet import Kubelets, ready
+from .model.nodes import NodeState, node_object, parse_quantity, pod_requests, ready_condition
+from .model.scheduler import Scheduler, with_condition
 
 HOST = "https://kubesim.local"
 NODE_MONITOR_GRACE = 50.0       # node-monitor-grace-period since v1.32

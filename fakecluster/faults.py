@@ -11,8 +11,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import status as errors
-from .status import ApiError
+from .api import status as errors
+from .api.status import ApiError
 
 VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from fakecluster import FakeCluster
-from fakecluster.httpserver import HttpServer, serve
+from fakecluster.doors.httpserver import HttpServer, serve
 
 from .build import build_cluster, schedule_fault
 from .loader import LoadedScenario, ScenarioError, load, select_variant

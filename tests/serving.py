@@ -21,8 +21,8 @@ import kubernetes
 import pytest
 
 from fakecluster import FakeCluster
-from fakecluster.httpserver import HttpServer, serve
-from fakecluster.httpwire import HttpLimits
+from fakecluster.doors.httpserver import HttpServer, serve
+from fakecluster.doors.httpwire import HttpLimits
 
 SPEED = 20.0        # virtual seconds per wall second: a pod's 10 s run takes half a wall second
 DEADLINE = 15.0     # wall seconds: the most any test waits for something that must happen

@@ -8,8 +8,8 @@ import urllib3
 from kubernetes.client.rest import ApiException
 
 from fakecluster import ErrorRule, FakeCluster, Faults, Outage
-from fakecluster.apiserver import Request
-from fakecluster.gateway import classify
+from fakecluster.api.server import Request
+from fakecluster.doors.gateway import classify
 from helpers import NS, UNSCHEDULABLE, new_world, pod_manifest
 
 

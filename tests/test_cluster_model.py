@@ -16,7 +16,7 @@ import pytest
 from kubernetes import watch
 
 from fakecluster import Behaviour, FakeCluster, uniform
-from fakecluster.behaviour import BehaviourError, steer
+from fakecluster.model.behaviour import BehaviourError, steer
 
 NS = "default"
 

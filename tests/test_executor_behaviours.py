@@ -17,8 +17,8 @@ import pytest
 from executor import ExecutorConfig, InvalidCommand, KubernetesExecutor, State, TaskInstanceKey
 from executor.podgen import PodTemplateError
 from fakecluster import Behaviour, ErrorRule, FakeCluster, Faults, Outage
-from fakecluster.apiserver import Reply
-from fakecluster.gateway import classify
+from fakecluster.api.server import Reply
+from fakecluster.doors.gateway import classify
 from scenarios.world import World
 
 RUN_ID = "manual__1"
@@ -332,13 +332,13 @@ class Answer(ErrorRule):
 
 
 def rbac_forbidden():
-    from fakecluster import status
+    from fakecluster.api import status
     return status.forbidden("pods", None, 'User "system:serviceaccount:airflow:scheduler" cannot create '
                                           'resource "pods" in API group "" in the namespace "default"')
 
 
 def quota_conflict():
-    from fakecluster import status
+    from fakecluster.api import status
     return status.conflict("resourcequotas", "compute-quota", status.STALE_OBJECT)
 
 

@@ -28,7 +28,7 @@ from executor.podgen import (
     make_safe_label_value,
     random_suffix,
 )
-from fakecluster.validation import dns1123_subdomain_errors, label_value_errors, validate_pod_metadata
+from fakecluster.api.validation import dns1123_subdomain_errors, label_value_errors, validate_pod_metadata
 
 KEY = TaskInstanceKey("etl", "load", "manual__2024-01-01T00:00:00+00:00", try_number=2)
 COMMAND = ["airflow", "tasks", "run", "etl", "load", "manual__2024-01-01T00:00:00+00:00"]

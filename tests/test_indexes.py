@@ -11,8 +11,8 @@ import pytest
 from kubernetes import watch
 
 from fakecluster import FakeCluster
-from fakecluster.selectors import LabelSelector
-from fakecluster.watch import Watcher
+from fakecluster.api.selectors import LabelSelector
+from fakecluster.api.watch import Watcher
 
 NS = "default"
 PODS, GROUPS = 600, 60  # ten pods in each group

@@ -7,8 +7,8 @@ import kubernetes
 import pytest
 
 from fakecluster import FakeCluster, NotInSimulation, SimulationStalled
-from fakecluster.kernel import HorizonExceeded
-from fakecluster.runtime import EPOCH
+from fakecluster.kernel.engine import HorizonExceeded
+from fakecluster.kernel.runtime import EPOCH
 
 
 @pytest.fixture

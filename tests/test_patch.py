@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 
-from fakecluster.patch import SUPPORTED_PATCH_TYPES, PatchError, apply_patch
+from fakecluster.api.patch import SUPPORTED_PATCH_TYPES, PatchError, apply_patch
 
 JSON = "application/json-patch+json"
 MERGE = "application/merge-patch+json"

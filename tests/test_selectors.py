@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fakecluster.selectors import SelectorError, parse_field_selector, parse_label_selector
+from fakecluster.api.selectors import SelectorError, parse_field_selector, parse_label_selector
 
 LABELS = {"app": "airflow", "tier": "worker", "airflow.apache.org/dag-id": "etl"}
 

@@ -17,7 +17,7 @@ import urllib3
 from kubernetes.client.rest import ApiException
 
 from fakecluster import Faults, constant
-from fakecluster.httpwire import HttpLimits
+from fakecluster.doors.httpwire import HttpLimits
 from helpers import NS, UNSCHEDULABLE, pod_manifest
 from serving import (api_client, ask, connect, dechunk, exchange, get, new_cluster, open_watches, read_all,
                      serving, split_response, wait_for)

@@ -11,7 +11,7 @@ import kubernetes
 import pytest
 
 from fakecluster import FakeCluster
-from fakecluster.tables import human_duration, pod_status, table, wants_table, watch_line
+from fakecluster.api.tables import human_duration, pod_status, table, wants_table, watch_line
 from helpers import NS, pod_manifest
 
 NOW = datetime(2024, 1, 1, 1, 0, 0, tzinfo=timezone.utc)

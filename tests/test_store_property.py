@@ -214,7 +214,7 @@ def test_machine_exercises_relists_and_resumes():
 def test_listeners_see_changes_in_rv_order_even_when_a_listener_writes():
     """A listener that writes (as a scheduler binding a pod it was just told about) must not
     make the other listeners, the trace among them, see the consequence before the cause."""
-    from fakecluster.store import ResourceStore, Revision
+    from fakecluster.api.store import ResourceStore, Revision
 
     revision = Revision()
     pods = ResourceStore("pods", "Pod", True, revision)

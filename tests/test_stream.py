@@ -5,8 +5,8 @@ import simpy
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fakecluster.kernel import Kernel
-from fakecluster.stream import Stream
+from fakecluster.kernel.engine import Kernel
+from fakecluster.api.stream import Stream
 
 payloads = st.lists(st.binary(min_size=1, max_size=300), max_size=12)
 read_sizes = st.lists(st.integers(min_value=1, max_value=700), min_size=1, max_size=8)

@@ -1,6 +1,6 @@
 import pytest
 
-from fakecluster.validation import (
+from fakecluster.api.validation import (
     Cause,
     invalid_message,
     validate_annotations,

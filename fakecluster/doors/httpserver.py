@@ -9,24 +9,36 @@
 from __future__ import annotations
 
 import math
+import random
 import socket
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from ..api.server import ApiServer
+from ..faults import Faults
+from ..kernel.engine import Kernel
+from ..kernel.realtime import RealtimeDriver
 from .gateway import Gateway
 from .httpapi import HttpApi
 from .httpfront import HttpFrontDoor
 from .httpwire import HttpLimits
-from .realtime import RealtimeDriver
 
-if TYPE_CHECKING:
-    from .cluster import FakeCluster
+
+class Servable(Protocol):
+    """What the HTTP door needs of a world (a ``FakeCluster`` has it all)."""
+    kernel: Kernel
+    server: ApiServer
+    rng: random.Random
+    faults: Faults
+
+    def utcnow(self) -> datetime: ...
 
 
 class HttpServer:
     """A FakeCluster served over HTTP in real time; ``serve()`` makes one and starts it."""
 
-    def __init__(self, cluster: "FakeCluster", host: str = "127.0.0.1", port: int = 0, speed: float = 1.0,
+    def __init__(self, cluster: Servable, host: str = "127.0.0.1", port: int = 0, speed: float = 1.0,
                  limits: HttpLimits | None = None):
         self.cluster = cluster
         cluster.kernel.horizon = math.inf   # the wall clock bounds a real-time run, not a horizon
@@ -68,7 +80,7 @@ class HttpServer:
         self.stop()
 
 
-def serve(cluster: "FakeCluster", port: int = 0, speed: float = 1.0, limits: HttpLimits | None = None,
+def serve(cluster: Servable, port: int = 0, speed: float = 1.0, limits: HttpLimits | None = None,
           host: str = "127.0.0.1") -> HttpServer:
     """Serve ``cluster`` on http://host:port (0: a free port) at ``speed`` virtual seconds per
     wall second. From then on only the server's thread may touch the cluster: use ``call``."""

@@ -26,10 +26,10 @@ from typing import Callable
 
 import simpy
 
+from ..api.store import ResourceStore
+from ..kernel.engine import ModelTimer
 from .behaviour import Outcome
-from .kernel import ModelTimer
 from .nodes import NodeState, pod_requests
-from .store import ResourceStore
 
 # DefaultPreemption's per-node verdicts (pkg/scheduler/framework/preemption, default_preemption.go)
 PREEMPTION_NOT_HELPFUL = "Preemption is not helpful for scheduling"

@@ -14,7 +14,7 @@ from typing import Callable
 
 import simpy
 
-from .kernel import Kernel
+from ..kernel.engine import Kernel
 from .wire import chunk
 
 

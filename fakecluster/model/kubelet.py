@@ -24,11 +24,11 @@ from typing import Callable
 
 import simpy
 
+from ..api.store import ResourceStore, key_of
+from ..kernel.engine import Immediate, ModelTimer
 from .behaviour import Outcome
-from .kernel import Immediate, ModelTimer
 from .nodes import NodeState
 from .scheduler import with_condition
-from .store import ResourceStore, key_of
 
 BACKOFF_START, BACKOFF_CAP = 10.0, 300.0   # image pull and crash-loop back-off
 BACKOFF_RESET = 600.0                      # a container that ran this long clean resets it

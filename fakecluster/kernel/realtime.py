@@ -19,7 +19,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from .kernel import Kernel
+from .engine import Kernel
 
 log = logging.getLogger("fakecluster.realtime")
 

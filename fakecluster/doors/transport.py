@@ -19,10 +19,10 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError,
 from urllib3.util.retry import Retry
 from urllib3.util.timeout import Timeout
 
-from .apiserver import Reply, Request, WatchReply
-from .faults import ConnectionFault
+from ..api.server import Reply, Request, WatchReply
+from ..api.stream import StreamSocket
+from ..faults import ConnectionFault
 from .gateway import Gateway
-from .stream import StreamSocket
 
 _REASONS = http.client.responses
 

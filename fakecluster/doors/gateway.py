@@ -10,10 +10,10 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 
-from .apiserver import ApiServer, Reply, Request, WatchReply, error_reply, parse_bool
-from .faults import ConnectionFault, Faults
-from .kernel import Kernel
-from .status import ApiError
+from ..api.server import ApiServer, Reply, Request, WatchReply, error_reply, parse_bool
+from ..api.status import ApiError
+from ..faults import ConnectionFault, Faults
+from ..kernel.engine import Kernel
 
 _ITEM_VERBS = {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete", "POST": "create"}
 _COLLECTION_VERBS = {"GET": "list", "POST": "create", "DELETE": "deletecollection"}

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from typing import Callable
 from urllib.parse import parse_qsl, unquote
 
+from ..kernel.engine import Kernel
 from . import status as errors
 from .decoding import decode_json, decode_yaml, find_kind_error, summarize
-from .kernel import Kernel
 from .patch import SUPPORTED_PATCH_TYPES, PatchError, apply_patch, go_json_type
 from .query import EXACT, META_GROUP, parse_bool, parse_int, parse_rv, parse_stored_rv, validate_list_options
 from .selectors import EVENT_FIELDS, NAMESPACE_FIELDS, NODE_FIELDS, SelectorError, parse_label_selector

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.client import responses
 
-from .apiserver import MAX_BODY_BYTES
-from .status import entity_too_large
+from ..api.server import MAX_BODY_BYTES
+from ..api.status import entity_too_large
 
 MAX_HEADER_BYTES = 1 << 20      # Go's http.DefaultMaxHeaderBytes
 RECV_SIZE = 64 * 1024

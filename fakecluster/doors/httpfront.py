@@ -25,14 +25,14 @@ import threading
 import time
 from collections import Counter, deque
 
-from .apiserver import Reply, Request
-from .bridge import CLOSE, WATCH, ChunkDecoder, Exchange
-from .faults import ConnectionFault
+from ..api.server import Reply, Request
+from ..api.status import service_unavailable, too_many_requests
+from ..faults import ConnectionFault
+from ..kernel.realtime import DriverStopped, RealtimeDriver
+from .exchange import CLOSE, WATCH, ChunkDecoder, Exchange
 from .gateway import Gateway
 from .httpapi import HttpApi
 from .httpwire import LAST_CHUNK, ClientGone, Connection, HttpError, HttpLimits, chunk, response_head
-from .realtime import DriverStopped, RealtimeDriver
-from .status import service_unavailable, too_many_requests
 
 log = logging.getLogger("fakecluster.http")
 

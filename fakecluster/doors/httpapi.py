@@ -12,10 +12,10 @@ from typing import Callable
 
 import orjson
 
-from .apiserver import ApiServer, Reply, Request, WatchReply, json_reply
-from .discovery import api_group_list, api_versions, core_resources
-from .openapi import v2_document, v3_core, v3_index
-from .tables import INCLUDE_CHOICES, table, wants_table, watch_line
+from ..api.discovery import api_group_list, api_versions, core_resources
+from ..api.openapi import v2_document, v3_core, v3_index
+from ..api.server import ApiServer, Reply, Request, WatchReply, json_reply
+from ..api.tables import INCLUDE_CHOICES, table, wants_table, watch_line
 
 HEALTH_PATHS = ("/healthz", "/livez", "/readyz")
 PLAIN_TEXT = {"Content-Type": "text/plain; charset=utf-8"}

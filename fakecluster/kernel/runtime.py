@@ -13,7 +13,7 @@ from collections import deque
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-from .kernel import Kernel, Process
+from .engine import Kernel, Process
 
 EPOCH = datetime(2024, 1, 1, tzinfo=timezone.utc)
 """Virtual time zero, as a wall-clock instant (fixed so traces are reproducible)."""

@@ -12,8 +12,8 @@ import queue
 import threading
 from collections import deque
 
-from .apiserver import Request
-from .stream import Stream
+from ..api.server import Request
+from ..api.stream import Stream
 
 WATCH, CLOSE = "watch", "close"   # the answers that are not a Reply
 

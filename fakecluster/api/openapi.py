@@ -15,7 +15,7 @@ import hashlib
 
 import orjson
 
-from .apiserver import VERSION, ApiServer
+from .server import VERSION, ApiServer
 
 V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"   # what clients accept
 V2_PROTOBUF_SENT = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"  # '@' breaks Go's mime parser

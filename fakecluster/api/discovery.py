@@ -7,7 +7,7 @@ to these when the answer is plain JSON.
 
 from __future__ import annotations
 
-from .apiserver import ApiServer
+from .server import ApiServer
 
 SHORT_NAMES = {"pods": ["po"], "namespaces": ["ns"], "nodes": ["no"], "events": ["ev"]}
 ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]

@@ -4,10 +4,10 @@ Written against ``kubernetes.client`` and an injected Runtime; knows nothing of 
 """
 
 from .config import ConfigError, ExecutorConfig
-from .host import SchedulerJob, TaskInstance, TaskStore
+from .host import QueuedTimeout, SchedulerJob, TaskInstance, TaskStore
 from .keys import InvalidCommand, State, TaskInstanceKey
 from .kubernetes_executor import KubernetesExecutor
 from .runtime import Runtime, ThreadedRuntime
 
-__all__ = ["KubernetesExecutor", "ExecutorConfig", "ConfigError", "SchedulerJob", "TaskInstance",
+__all__ = ["KubernetesExecutor", "ExecutorConfig", "ConfigError", "SchedulerJob", "TaskInstance", "QueuedTimeout",
            "TaskStore", "TaskInstanceKey", "State", "InvalidCommand", "Runtime", "ThreadedRuntime"]

@@ -99,6 +99,11 @@ class BaseExecutor:
     def success(self, key: TaskInstanceKey, info: Any = None) -> None:
         self.change_state(key, State.SUCCESS, info)
 
+    def revoke_task(self, key: TaskInstanceKey) -> None:
+        """Forget a try the scheduler gave up on (stuck in queued); executors stop its work too."""
+        self.queued_tasks.pop(key, None)
+        self.running.discard(key)
+
     # -- what executors implement --------------------------------------------------------------
 
     def start(self) -> None:

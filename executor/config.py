@@ -133,6 +133,8 @@ class ExecutorConfig(BaseModel):
     orphaned_tasks_check_interval: Seconds = _option(300, "seconds > 0")
     task_queued_timeout: Seconds = _option(600, "seconds > 0 a task may stay queued")
     task_queued_timeout_check_interval: Seconds = _option(120, "seconds > 0")
+    num_stuck_in_queued_retries: int = _option(
+        2, "an integer >= 0, re-queues of a task stuck in queued before it fails", ge=0)
     scheduler_health_check_threshold: Seconds = _option(30, "seconds > 0")
 
     # Watcher defaults, used unless kube_client_request_args sets them

@@ -81,3 +81,19 @@ def failure_reason(pod: dict) -> str:
         if waiting:
             parts.append(f"container {waiting[-1].get('name')} waiting: {waiting[-1]['state']['waiting'].get('reason')}")
     return ", ".join(parts)
+
+
+def container_reason(status: dict) -> str:
+    """Why the pod's task container is not running: the reason of the first container that
+    ended badly (e.g. Error, OOMKilled), else of one still waiting (e.g. ErrImagePull), else the
+    pod's own reason (e.g. Evicted)."""
+    containers = (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or [])
+    for container in containers:
+        ended = (container.get("state") or {}).get("terminated") or {}
+        if ended and ended.get("exitCode", 0) != 0:
+            return ended.get("reason") or "Error"
+    for container in containers:
+        waiting = (container.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason"):
+            return waiting["reason"]
+    return status.get("reason") or ""

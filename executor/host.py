@@ -34,6 +34,8 @@ class TaskInstance:
     state: str | None = State.SCHEDULED
     try_number: int = 0                 # the try in flight (or last run); 0: never queued
     queued_by_job_id: str | None = None
+    queued_at: float | None = None      # when the try in flight was queued
+    stuck_requeues: int = 0             # times it was re-queued after task_queued_timeout
     history: list[tuple[float, str | None, int]] = field(default_factory=list)
 
     @property
@@ -69,6 +71,9 @@ class TaskStore:
         # Scheduled task instances by priority, so the scheduler picks the next few in what
         # they number, not in what is scheduled (100,000 tasks may wait at once).
         self._scheduled: dict[int, dict[tuple, TaskInstance]] = {}
+        # Row locks (Airflow's SELECT ... FOR UPDATE SKIP LOCKED): a scheduler handling orphans
+        # holds them so that no other scheduler adopts or resets the same task meanwhile.
+        self.locks: dict[tuple, str] = {}
 
     def add(self, ti: TaskInstance) -> TaskInstance:
         self.tis[ti.primary] = ti
@@ -83,6 +88,8 @@ class TaskStore:
         if ti.state != state:
             self._leave(ti)
             ti.state = state
+            if state == State.QUEUED:
+                ti.queued_at = self.runtime.now()
             self._enter(ti)
             self._log(ti)
 
@@ -126,6 +133,30 @@ class TaskStore:
             ti.try_number -= 1
             ti.queued_by_job_id = None
             self.set_state(ti, State.SCHEDULED)
+
+    def reset_orphan(self, ti: TaskInstance, owner: str | None, try_number: int) -> bool:
+        """Reset a dead scheduler's try, if it is still what it was when the orphan was found
+        (as Airflow re-reads the row in the transaction that resets it): a try that finished or
+        was taken over meanwhile is left alone. A try that never ran is given back."""
+        if ti.state not in (State.QUEUED, State.RUNNING) or ti.try_number != try_number \
+                or ti.queued_by_job_id != owner:
+            return False
+        if ti.state == State.QUEUED:
+            ti.try_number -= 1
+        ti.queued_by_job_id = None
+        self.set_state(ti, State.SCHEDULED)
+        return True
+
+    def lock(self, tis: list[TaskInstance], job_id: str) -> list[TaskInstance]:
+        """Lock the rows no other scheduler holds; returns those this scheduler got."""
+        got = [ti for ti in tis if self.locks.get(ti.primary, job_id) == job_id]
+        for ti in got:
+            self.locks[ti.primary] = job_id
+        return got
+
+    def unlock(self, job_id: str) -> None:
+        """Release every row lock ``job_id`` holds (its transaction ended, or its process died)."""
+        self.locks = {primary: holder for primary, holder in self.locks.items() if holder != job_id}
 
     def all_done(self) -> bool:
         terminal = sum(len(self._by_state.get(state, ())) for state in TERMINAL)
@@ -173,12 +204,17 @@ def _exit_code(pod: dict) -> int | None:
 
 
 class SchedulerJob:
-    """One scheduler process: its loop, its executor, its job id."""
+    """One scheduler process: its loop, its executor, its job id.
+
+    ``ended`` says how it ended: "finished" (every task done and the executor drained),
+    "drain_timeout" (done, but the executor still held work after ``drain_timeout``), "stopped"
+    (a graceful stop from outside) or "crashed"; None while it runs.
+    """
 
     def __init__(self, store: TaskStore, runtime: Runtime, job_id: str,
                  make_executor: Callable[[str], Any], loop_interval: float = 1.0,
                  health_check_threshold: float = 30.0, drain_timeout: float = 120.0,
-                 orphan_check_interval: float = 300.0):
+                 orphan_check_interval: float = 300.0, queued_timeout: QueuedTimeout | None = None):
         self.store, self.runtime, self.job_id = store, runtime, str(job_id)
         self.executor = make_executor(self.job_id)
         self.loop_interval = loop_interval
@@ -187,8 +223,13 @@ class SchedulerJob:
         self._done_since: float | None = None
         self.orphan_check_interval = orphan_check_interval  # [scheduler] orphaned_tasks_check_interval
         self._next_orphan_check = 0.0
+        self.queued_timeout = queued_timeout or QueuedTimeout()
+        self._next_queued_check = 0.0
+        self.stalled_until = 0.0
+        self.stop_requested = False
         self.loops = 0
         self.running = False
+        self.ended: str | None = None
         self.stale_events = 0
         self.handle = None
 
@@ -201,12 +242,16 @@ class SchedulerJob:
         self.store.jobs[self.job_id] = JobRecord(self.job_id, State.RUNNING, self.runtime.now())
         self.running = True
         self.executor.start()
+        self._next_queued_check = self.runtime.now() + self.queued_timeout.check_interval
         self.adopt_or_reset_orphans()
         while self.running and not self._finished():
+            self._wait_out_stall()
+            if self.stop_requested:
+                break
             self.loop_once()
             self.runtime.sleep(self.loop_interval)
         if self.running:
-            self.stop()
+            self.stop("stopped" if self.stop_requested else self.ended or "finished")
 
     def _finished(self) -> bool:
         """Every task is terminal and the executor has seen its tries' pods end (so it has
@@ -218,7 +263,10 @@ class SchedulerJob:
             return True
         if self._done_since is None:
             self._done_since = self.runtime.now()
-        return self.runtime.now() - self._done_since >= self.drain_timeout
+        if self.runtime.now() - self._done_since >= self.drain_timeout:
+            self.ended = "drain_timeout"
+            return True
+        return False
 
     def loop_once(self) -> None:
         self.loops += 1
@@ -226,22 +274,42 @@ class SchedulerJob:
         self._queue_scheduled()
         self.executor.heartbeat()
         self._process_events()
+        if self.runtime.now() >= self._next_queued_check:
+            self._next_queued_check = self.runtime.now() + self.queued_timeout.check_interval
+            self.handle_stuck_in_queued()
         if self.runtime.now() >= self._next_orphan_check:  # a scheduler may have died meanwhile
             self.adopt_or_reset_orphans()
 
-    def stop(self) -> None:
+    def stall(self, seconds: float) -> None:
+        """The loop stops for ``seconds`` (a long GC pause, a call blocked): no heartbeat, no
+        scheduling; the executor's watchers go on in the background."""
+        self.stalled_until = max(self.stalled_until, self.runtime.now() + seconds)
+
+    def _wait_out_stall(self) -> None:
+        while self.runtime.now() < self.stalled_until:
+            self.runtime.sleep(self.stalled_until - self.runtime.now())
+
+    def request_stop(self) -> None:
+        """Ask the loop to stop cleanly after its current iteration (as SIGTERM does)."""
+        self.stop_requested = True
+
+    def stop(self, how: str = "stopped") -> None:
         """A clean shutdown: the executor flushes everything it holds."""
         self.running = False
+        self.ended = how
         self.executor.end()
         self._process_events()
+        self.store.unlock(self.job_id)
         self.store.jobs[self.job_id].state = State.SUCCESS
 
     def crash(self) -> None:
-        """The scheduler process dies: no flush, its in-memory queues are lost."""
+        """The scheduler process dies: no flush, its in-memory queues are lost, its locks freed."""
         self.running = False
+        self.ended = "crashed"
         if self.handle is not None:
             self.handle.kill()
         self.executor.terminate()
+        self.store.unlock(self.job_id)
         self.store.jobs[self.job_id].state = State.FAILED
 
     # -- scheduling ----------------------------------------------------------------------------
@@ -273,18 +341,54 @@ class SchedulerJob:
                                 key, state, info, ti.state)
                     self.store.handle_failure(ti)
 
+    def handle_stuck_in_queued(self) -> None:
+        """Tries QUEUED by this scheduler for over ``task_queued_timeout``: revoke them in the
+        executor (its pod is deleted), then queue them again, up to
+        ``num_stuck_in_queued_retries`` times, before failing the task (Airflow 2.10+)."""
+        deadline = self.runtime.now() - self.queued_timeout.timeout
+        for ti in self.store.queued_by(self.job_id):
+            if ti.queued_at is None or ti.queued_at > deadline:
+                continue
+            log.warning("task %s stuck in queued for over %ss: revoking it", ti.key, self.queued_timeout.timeout)
+            self.executor.revoke_task(ti.key)
+            if ti.stuck_requeues < self.queued_timeout.requeues:
+                ti.stuck_requeues += 1
+                self.store.reset_to_scheduled(ti.key)
+            else:
+                ti.queued_by_job_id = None
+                self.store.set_state(ti, State.FAILED)
+
+    # -- adoption ------------------------------------------------------------------------------
+
     def adopt_or_reset_orphans(self) -> None:
-        """Adopt the unfinished tries of dead schedulers; reset those that cannot be adopted."""
+        """Adopt the unfinished tries of dead schedulers; reset those that cannot be adopted.
+
+        The orphans' rows stay locked while the executor adopts (other schedulers skip them),
+        and each reset re-checks its row, so a try that ended meanwhile is not run again."""
         self._next_orphan_check = self.runtime.now() + self.orphan_check_interval
         live = set(self.store.live_scheduler_ids(self.health_check_threshold)) - {self.job_id}
         orphans = [ti for ti in self.store.in_state(State.QUEUED, State.RUNNING)
                    if ti.queued_by_job_id and ti.queued_by_job_id not in live and ti.queued_by_job_id != self.job_id]
+        orphans = self.store.lock(orphans, self.job_id)
         if not orphans:
             return
-        for ti in self.executor.try_adopt_task_instances(orphans):
-            log.info("resetting orphaned task %s", ti.key)
-            ti.queued_by_job_id = None
-            self.store.set_state(ti, State.SCHEDULED)
-        for ti in orphans:
-            if ti.state in (State.QUEUED, State.RUNNING):
-                ti.queued_by_job_id = self.job_id
+        found = [(ti, ti.queued_by_job_id, ti.try_number) for ti in orphans]
+        try:
+            not_adopted = {id(ti) for ti in self.executor.try_adopt_task_instances(orphans)}
+            for ti, owner, try_number in found:
+                if id(ti) in not_adopted:
+                    if self.store.reset_orphan(ti, owner, try_number):
+                        log.info("reset orphaned task %s", ti.key)
+                elif ti.queued_by_job_id == owner and ti.try_number == try_number:
+                    ti.queued_by_job_id = self.job_id
+        finally:
+            self.store.unlock(self.job_id)
+
+
+@dataclass(frozen=True)
+class QueuedTimeout:
+    """[scheduler] task_queued_timeout, its check interval, and num_stuck_in_queued_retries."""
+
+    timeout: float = 600.0
+    check_interval: float = 120.0
+    requeues: int = 2

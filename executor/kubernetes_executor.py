@@ -14,15 +14,18 @@ import logging
 import random
 from collections import Counter, deque
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError as Urllib3Error
 
+from .adoption import Adoption
+from .backoff import Backoff
 from .base import BaseExecutor
+from .cleanup import CleanUps
 from .config import ExecutorConfig
-from .events import DONE_LABEL
+from .events import REVOKED_LABEL
 from .keys import CommandType, InvalidCommand, State, TaskInstanceKey, is_task_run_command
 from .launcher import KubeJob, PodLauncher, new_pod_name
 from .podgen import (InvalidExecutorConfig, PodMutationHookError, PodReconciliationError,
@@ -34,10 +37,11 @@ log = logging.getLogger(__name__)
 
 THROTTLED = (429, 503)                 # back off for Retry-After, without spending a retry
 RETRYABLE = (409, 410, 500, 502, 504)  # re-queue while task_publish_max_retries allows
-CLEAN_UPS_PER_SYNC = 50                # bounded, so an outage's backlog cannot stall a loop
+SERVER_TROUBLE = (500, 502, 503, 504)  # the API server is struggling: pause creation a while
+SYNC_SHARE = 1 / 3                     # of scheduler_health_check_threshold one sync may spend
 
 
-class KubernetesExecutor(BaseExecutor):
+class KubernetesExecutor(Adoption, BaseExecutor):
     def __init__(self, api_client: client.ApiClient, runtime: Runtime, scheduler_job_id: str,
                  config: ExecutorConfig | None = None, task_store=None, rng: random.Random | None = None,
                  mutation_hook=None):
@@ -53,16 +57,20 @@ class KubernetesExecutor(BaseExecutor):
         self.task_queue: deque[KubeJob] = deque()
         self.launched: dict[TaskInstanceKey, tuple[str, str, float]] = {}  # key -> (pod, ns, when)
         self.pod_names: dict[TaskInstanceKey, str] = {}
+        self.jobs: dict[TaskInstanceKey, KubeJob] = {}     # launched tries, for a re-launch
+        self.launch_attempts: Counter = Counter()          # re-launches after pre-execution failures
+        self.replacements: dict[tuple[str, str], KubeJob] = {}  # pod -> the re-launch waiting for it to go
         self.finished_pods: set[tuple[str, str]] = set()
-        self.deleted_by_us: set[tuple[str, str]] = set()  # awaiting the DELETED echo
         self.publish_retries: Counter = Counter()
         self.last_handled: dict[TaskInstanceKey, float] = {}
-        self.create_pods_after = 0.0
+        self.create_backoff = Backoff(runtime)
         self.stats: Counter = Counter()
         self.launcher: PodLauncher | None = None
-        self.clean_up_backlog: dict[tuple[str, str], tuple[str | None, bool]] = {}  # (ns, pod) -> (state, finished)
+        self.clean_ups: CleanUps | None = None
         self.watchers_started: list = []  # every watcher this executor ran, for their statistics
         self._next_check: dict[str, float] = {}
+        self._sync_deadline = 0.0
+        self._init_adoption()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -70,6 +78,7 @@ class KubernetesExecutor(BaseExecutor):
         self.launcher = PodLauncher(self.config, self.kube, self.runtime, self.job_id,
                                     self.resource_versions, self.mutation_hook)
         self.launcher.started = self.watchers_started
+        self.clean_ups = CleanUps(self.runtime, self.launcher.delete, self.launcher.mark_done, self.stats)
         self.launcher.start()
         now = self.runtime.now()
         self._next_check = {"pending": now + self.config.worker_pods_pending_timeout_check_interval,
@@ -79,6 +88,11 @@ class KubernetesExecutor(BaseExecutor):
         if self.launcher is None:
             raise RuntimeError("the executor was not started: call start() first")
         return self.launcher
+
+    @property
+    def clean_up_backlog(self) -> dict:
+        """Finished pods whose clean-up has not gone through yet."""
+        return self.clean_ups.backlog if self.clean_ups is not None else {}
 
     def has_pending_work(self) -> bool:
         """Live tries, or finished pods whose clean-up still has to go through."""
@@ -109,10 +123,15 @@ class KubernetesExecutor(BaseExecutor):
     # -- the scheduler loop's call -------------------------------------------------------------
 
     def sync(self) -> None:
+        """Catch up with the cluster. Bounded in time (a share of the scheduler's health
+        threshold): with a slow API server, what is left waits for the next loop rather than
+        holding the scheduler past its heartbeat, where other schedulers would take it for dead."""
         launcher = self._started()
+        self._sync_deadline = self.runtime.now() + SYNC_SHARE * self.config.scheduler_health_check_threshold
         launcher.health_check()
         self._drain_results()
-        self._retry_clean_ups()
+        self.clean_ups.run(self._sync_deadline)
+        self.retry_adoptions(self._sync_deadline)
         self._create_pods()
         self._periodic_checks()
 
@@ -139,64 +158,94 @@ class KubernetesExecutor(BaseExecutor):
             if key in self.running:
                 self.event_buffer[key] = (State.RUNNING, event.pod_name)
             return
-        if state == State.ADOPTED:  # another scheduler took it: free the slot, say nothing
+        if state == State.ADOPTED:  # another scheduler took it: free the slot, say nothing, touch nothing
+            self.clean_ups.forget((event.namespace, event.pod_name))
             if key in self.running and self.launched.get(key, ("",))[0] == event.pod_name:
                 self.running.discard(key)
                 self.launched.pop(key, None)
+                self.jobs.pop(key, None)
                 self.stats["adopted_away"] += 1
             return
         self._on_terminal(key, event, state, reason)
 
     def _on_terminal(self, key: TaskInstanceKey, event: PodEvent, state: str | None, reason: str) -> None:
         pod = (event.namespace, event.pod_name)
+        clean_ups = self.clean_ups
         if pod in self.finished_pods:
-            if event.event_type == "DELETED" and pod in self.deleted_by_us:
-                self.deleted_by_us.discard(pod)  # the echo of our own delete, not a replay
+            if event.event_type == "DELETED" and pod in clean_ups.deleted_by_us:
+                clean_ups.deleted_by_us.discard(pod)  # the echo of our own delete, not a replay
                 self.stats["delete_echoes"] += 1
             else:  # a replayed or duplicate terminal event
                 self.stats["duplicate_terminal_events"] += 1
+            if event.event_type == "DELETED":
+                clean_ups.forget(pod)
+                self._launch_replacement(pod)
             return
         self.finished_pods.add(pod)
-        if key in self.running:
-            self.change_state(key, state, reason)
-            self.launched.pop(key, None)
-            self.pod_names.pop(key, None)
-            self.publish_retries.pop(key, None)
-        if event.event_type != "DELETED":  # a deleted pod is gone: nothing left to clean up
-            self._clean_up(event.pod_name, event.namespace, state, finished=event.phase in ("Succeeded", "Failed"))
-
-    def _clean_up(self, name: str, namespace: str, state: str | None, finished: bool = True) -> None:
-        """Delete a finished pod once, or label it done so no watcher replays it again.
-
-        A pod whose try failed before it finished (a fatal container reason) is always deleted:
-        kept, it could still start later and run a try already declared failed."""
-        launcher = self._started()
-        keep_failed = state == State.FAILED and not self.config.delete_worker_pods_on_failure
-        delete = not finished or (self.config.delete_worker_pods and not keep_failed)
-        try:
-            if delete:
-                launcher.delete(name, namespace)
-                self.deleted_by_us.add((namespace, name))
-                self.stats["pods_deleted"] += 1
+        if key in self.running and self.launched.get(key, (event.pod_name,))[0] == event.pod_name:
+            if state == State.FAILED and self._relaunch(key, event, reason):
+                pass
             else:
-                launcher.mark_done(name, namespace)
-                self.stats["pods_marked_done"] += 1
-        except (ApiException, Urllib3Error) as exc:
-            # An idle finished pod sends no further event: retry from sync until it works.
-            self.clean_up_backlog[(namespace, name)] = (state, finished)
-            log.warning("could not clean up pod %s/%s (will retry): %s", namespace, name,
-                        str(exc).splitlines()[0])
+                self.change_state(key, state, reason)
+                self._forget_try(key)
+        if event.event_type == "DELETED":  # a deleted pod is gone: nothing left to clean up
+            clean_ups.forget(pod)
         else:
-            self.clean_up_backlog.pop((namespace, name), None)
+            finished = event.phase in ("Succeeded", "Failed")
+            # A pod whose try failed before it finished (a fatal container reason) is always
+            # deleted: kept, it could still start later and run a try already declared failed.
+            keep_failed = state == State.FAILED and not self.config.delete_worker_pods_on_failure
+            clean_ups.schedule(pod, delete=not finished or (self.config.delete_worker_pods and not keep_failed))
 
-    def _retry_clean_ups(self) -> None:
-        for (namespace, name), (state, finished) in list(self.clean_up_backlog.items())[:CLEAN_UPS_PER_SYNC]:
-            self._clean_up(name, namespace, state, finished)
+    def _forget_try(self, key: TaskInstanceKey) -> None:
+        self.launched.pop(key, None)
+        self.pod_names.pop(key, None)
+        self.jobs.pop(key, None)
+        self.launch_attempts.pop(key, None)
+        self.publish_retries.pop(key, None)
+
+    def _relaunch(self, key: TaskInstanceKey, event: PodEvent, reason: str) -> bool:
+        """A pod that failed before its task started (drained, evicted, could not pull) is launched
+        again, up to ``pod_launch_failure_retries`` times, without spending a task retry (#69058)."""
+        limit, job = self.config.pod_launch_failure_retries, self.jobs.get(key)
+        if job is None or (limit != -1 and self.launch_attempts[key] >= limit):
+            return False
+        if (event.namespace, event.pod_name) in self.clean_ups.deleted_by_us:
+            return False  # we deleted it ourselves (pending timeout): that is no launch failure
+        if event.container_reason in self.config.pod_launch_failure_excluded_container_reasons:
+            return False
+        if not self._never_started(key):
+            return False
+        self.launch_attempts[key] += 1
+        self.stats["relaunched"] += 1
+        name = new_pod_name(key, self.rng)
+        self.pod_names[key] = name
+        self.launched.pop(key, None)
+        if event.phase in ("Succeeded", "Failed") or event.event_type == "DELETED":
+            self.task_queue.append(job._replace(pod_name=name))
+        else:  # it may still start: one live pod per try, so the new one waits until it is gone
+            self.replacements[(event.namespace, event.pod_name)] = job._replace(pod_name=name)
+        log.info("pod %s/%s of %s failed before the task started (%s): launching it again (%d)",
+                 event.namespace, event.pod_name, key, reason, self.launch_attempts[key])
+        return True
+
+    def _launch_replacement(self, pod: tuple[str, str]) -> None:
+        job = self.replacements.pop(pod, None)
+        if job is not None and job.key in self.running:
+            self.task_queue.append(job)
+
+    def _never_started(self, key: TaskInstanceKey) -> bool:
+        """The task never ran: its task instance is still QUEUED (as upstream reads the database)."""
+        ti = self.task_store.get(key) if self.task_store is not None else None
+        return ti is not None and ti.try_number == key.try_number and ti.state == State.QUEUED
 
     def _on_resync(self, resync: Resync) -> None:
         """A running try whose pod was created before the list but is not in it has vanished."""
         if resync.resource_version:
             self.resource_versions[resync.namespace] = resync.resource_version
+        for pod in [p for p in self.replacements if resync.namespace in (ALL_NAMESPACES, p[0])]:
+            if pod[1] not in resync.pod_names:
+                self._launch_replacement(pod)
         for key, (name, namespace, when) in list(self.launched.items()):
             same_scope = resync.namespace in (ALL_NAMESPACES, namespace)
             if same_scope and when < resync.listed_at and name not in resync.pod_names and key in self.running:
@@ -207,9 +256,11 @@ class KubernetesExecutor(BaseExecutor):
     # -- creating pods -------------------------------------------------------------------------
 
     def _create_pods(self) -> None:
-        if self.runtime.now() < self.create_pods_after:
+        if not self.create_backoff.ready():
             return
         for _ in range(min(self.config.worker_pods_creation_batch_size, len(self.task_queue))):
+            if self.runtime.now() >= self._sync_deadline:
+                return
             job = self.task_queue.popleft()
             if job.key not in self.running:  # failed or revoked while waiting
                 continue
@@ -222,19 +273,49 @@ class KubernetesExecutor(BaseExecutor):
             pod = self._started().create(job)
         except ApiException as exc:
             if exc.status == 409 and "already exists" in error_message(exc):
-                pod = None  # an earlier attempt landed (its answer was lost): the pod is ours
-            else:
-                return self._publish_failed(job, exc)
+                return self._confirm_existing(job)
+            return self._publish_failed(job, exc)
         except (PodReconciliationError, PodMutationHookError) as exc:
             self.fail(job.key, f"could not build the pod: {exc}")
             return True
         except Urllib3Error as exc:
-            return self._retry_or_fail(job, f"connection error: {type(exc).__name__}: {exc}")
-        namespace = pod.metadata.namespace if pod is not None else self.config.namespace
-        self.launched[job.key] = (job.pod_name, namespace, self.runtime.now())
-        self.publish_retries.pop(job.key, None)
-        self.stats["pods_created"] += 1
+            return self._server_trouble(job, f"connection error: {type(exc).__name__}: {exc}")
+        self._launched(job, pod.metadata.namespace)
         return True
+
+    def _launched(self, job: KubeJob, namespace: str) -> None:
+        self.launched[job.key] = (job.pod_name, namespace, self.runtime.now())
+        self.jobs[job.key] = job
+        self.publish_retries.pop(job.key, None)
+        self.create_backoff.succeeded()
+        self.stats["pods_created"] += 1
+
+    def _confirm_existing(self, job: KubeJob) -> bool:
+        """A 409 AlreadyExists for our try's fixed pod name: an earlier attempt landed (its answer
+        was lost) only if the pod is there and is this try's. Look before trusting it."""
+        namespace = self.config.namespace
+        try:
+            pod = self._started().get(job.pod_name, namespace)
+        except ApiException as exc:
+            if exc.status != 404:
+                return self._server_trouble(job, f"could not confirm 409 AlreadyExists: {exc.status}")
+            self.stats["phantom_conflicts"] += 1
+            return self._retry_or_fail(job, "409 AlreadyExists for a pod that does not exist")
+        except Urllib3Error as exc:
+            return self._server_trouble(job, f"could not confirm 409 AlreadyExists: {type(exc).__name__}")
+        if self._key_of(pod) != job.key:
+            self.fail(job.key, f"pod name {namespace}/{job.pod_name} is taken by another pod")
+            return True
+        self.stats["confirmed_existing"] += 1
+        self._launched(job, namespace)
+        return True
+
+    def _server_trouble(self, job: KubeJob, why: str) -> bool:
+        """A refused connection or a 5xx: keep the job, and pause creation with a growing back-off."""
+        pause = self.create_backoff.failed()
+        log.warning("pod creation paused for %.0fs after %s", pause, why)
+        self._retry_or_fail(job, why)
+        return False
 
     def _publish_failed(self, job: KubeJob, exc: ApiException) -> bool:
         message, status = error_message(exc), exc.status
@@ -242,10 +323,12 @@ class KubernetesExecutor(BaseExecutor):
         if status in THROTTLED:
             retry_after = retry_after_seconds(exc)
             if status == 429 or retry_after is not None:
-                self.create_pods_after = self.runtime.now() + (retry_after or 0)
+                self.create_backoff.pause_for(retry_after or 0)
                 self.task_queue.appendleft(job)  # not its fault: keep its place
                 return False
-        if (status == 403 and "exceeded quota" in message) or status in RETRYABLE or status in THROTTLED:
+        if status in SERVER_TROUBLE:
+            return self._server_trouble(job, f"{status}: {message}")
+        if (status == 403 and "exceeded quota" in message) or status in RETRYABLE:
             return self._retry_or_fail(job, f"{status}: {message}")
         self.fail(job.key, f"pod creation failed with {status}: {message}")
         return True
@@ -298,7 +381,7 @@ class KubernetesExecutor(BaseExecutor):
                 log.info("pod %s Pending for over %ss: deleting it", pod["metadata"]["name"],
                          self.config.worker_pods_pending_timeout)
                 self.stats["pending_timeouts"] += 1
-                launcher.delete(pod["metadata"]["name"], pod["metadata"]["namespace"])
+                self.clean_ups.delete_now((pod["metadata"]["namespace"], pod["metadata"]["name"]))
 
     def clear_not_launched_queued_tasks(self) -> None:
         """Reset tries QUEUED by this scheduler that have no pod and are not on their way."""
@@ -328,63 +411,29 @@ class KubernetesExecutor(BaseExecutor):
         except ValueError:
             return None
 
-    # -- adoption ------------------------------------------------------------------------------
+    # -- revoking --------------------------------------------------------------------------
 
-    def try_adopt_task_instances(self, tis: Iterable) -> list:
-        """Take over the pods of dead schedulers' tries; return the tries that could not be."""
+    def revoke_task(self, key: TaskInstanceKey) -> None:
+        """Give up a try (it stayed queued too long): forget it, and delete its pod, labelled
+        revoked first so that no watcher reports its end (provider 10.0.1, #43520)."""
+        self.queued_tasks.pop(key, None)
+        self.running.discard(key)
+        self.adoption_pending.pop(key, None)
+        name = (self.launched.get(key) or (self.pod_names.get(key),))[0]
+        namespace = (self.launched.get(key) or ("", self.config.namespace))[1]
+        self._forget_try(key)
+        self.stats["revoked"] += 1
+        if name is None or (namespace, name) in self.finished_pods:
+            return
         launcher = self._started()
-        not_adopted, by_job = [], {}
-        for ti in tis:
-            owner = str(ti.queued_by_job_id or "")
-            if not owner:
-                not_adopted.append(ti)
-            elif owner != self.job_id:  # our own tries need no adopting
-                by_job.setdefault(owner, []).append(ti)
-        for old_job, job_tis in by_job.items():
-            pods = launcher.list_pods(f"kubernetes_executor=True,airflow-worker={old_job},{DONE_LABEL}!=True",
-                                      "status.phase!=Succeeded")
-            pods_by_key = {self._key_of(p): p for p in pods}
-            for ti in job_tis:
-                pod = pods_by_key.get(ti.key)
-                if pod is None or not self._adopt(ti.key, pod):
-                    not_adopted.append(ti)
-        self.adopt_completed_pods()
-        return not_adopted
-
-    def _live_job_ids(self) -> list[str]:
-        if self.task_store is None:
-            return []
-        return self.task_store.live_scheduler_ids(self.config.scheduler_health_check_threshold)
-
-    def _adopt(self, key: TaskInstanceKey, pod: dict) -> bool:
-        name, namespace = pod["metadata"]["name"], pod["metadata"]["namespace"]
         try:
-            self._started().label(name, namespace, {"airflow-worker": self.job_id})
-        except (ApiException, Urllib3Error) as exc:
-            log.warning("could not adopt pod %s/%s: %s", namespace, name, exc)
-            return False
-        self.running.add(key)
-        self.launched[key] = (name, namespace, self.runtime.now())
-        self.stats["adopted"] += 1
-        return True
-
-    def adopt_completed_pods(self, live_job_ids: Iterable[str] | None = None) -> None:
-        """Clean up succeeded pods that dead schedulers left behind (never live schedulers').
-
-        Live schedulers are those the task store knows as running with a recent heartbeat,
-        unless ``live_job_ids`` names them."""
-        if live_job_ids is None:
-            live_job_ids = self._live_job_ids()
-        exclude = sorted({self.job_id, *map(str, live_job_ids)})
-        selector = (f"kubernetes_executor=True,airflow-worker notin ({','.join(exclude)}),"
-                    f"{DONE_LABEL}!=True")
-        for pod in self._started().list_pods(selector, "status.phase=Succeeded"):
-            name, namespace = pod["metadata"]["name"], pod["metadata"]["namespace"]
-            try:
-                self._started().label(name, namespace, {"airflow-worker": self.job_id})
-            except (ApiException, Urllib3Error):
-                continue  # it will be found again next time
-            self.stats["completed_adopted"] += 1
+            launcher.label(name, namespace, {REVOKED_LABEL: "True"})
+            self.clean_ups.delete_now((namespace, name))
+        except ApiException as exc:
+            if exc.status != 404:
+                log.warning("could not revoke pod %s/%s: %s", namespace, name, str(exc).splitlines()[0])
+        except Urllib3Error as exc:
+            log.warning("could not revoke pod %s/%s: %s", namespace, name, exc)
 
     # -- shutdown ------------------------------------------------------------------------------
 
@@ -398,7 +447,7 @@ class KubernetesExecutor(BaseExecutor):
         self._drain_results()
         launcher.stop_watchers()
         self._drain_results()
-        self._retry_clean_ups()
+        self.clean_ups.run(self.runtime.now() + SYNC_SHARE * self.config.scheduler_health_check_threshold)
         self.launcher = None
 
     def terminate(self) -> None:

@@ -106,6 +106,11 @@ class PodLauncher:
             if exc.status != 404:  # already gone is what we wanted
                 raise
 
+    def get(self, name: str, namespace: str) -> dict:
+        """One pod, as a plain dict (raises ApiException 404 when there is none)."""
+        response = self.kube.read_namespaced_pod(name, namespace, _preload_content=False, **self._request_args())
+        return json.loads(response.data)
+
     def label(self, name: str, namespace: str, labels: dict[str, str]) -> None:
         """A label-only strategic merge patch (a whole-pod patch is refused with 422)."""
         self.kube.patch_namespaced_pod(name, namespace, {"metadata": {"labels": labels}},

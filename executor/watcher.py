@@ -27,7 +27,7 @@ except ImportError:  # pragma: no cover - orjson is a dependency; the executor r
     from json import loads as parse_json
 
 from .config import ExecutorConfig
-from .events import DONE_LABEL, Verdict, verdict
+from .events import DONE_LABEL, Verdict, container_reason, verdict
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ class PodEvent(NamedTuple):
     resource_version: str
     event_type: str = ""   # ADDED, MODIFIED, DELETED, or SYNC for a pod seen in a re-list
     phase: str = ""
+    container_reason: str = ""   # why its container is not running (e.g. Error, ErrImagePull)
 
 
 class Resync(NamedTuple):
@@ -166,9 +167,10 @@ class JobWatcher:
             # A listed pod's own resourceVersion is older than the list's: it is no position in
             # the stream, so it is not passed on (the Resync carries the list's).
             position = "" if event_type == "SYNC" else meta.get("resourceVersion", "")
+            status = pod.get("status") or {}
             self.results.put(PodEvent(meta["name"], meta.get("namespace", ""), found,
                                       meta.get("annotations") or {}, position, event_type,
-                                      (pod.get("status") or {}).get("phase", "")))
+                                      status.get("phase", ""), container_reason(status)))
 
     def _relist(self) -> None:
         """List the pods, report each as it stands, and resume watching from the list's RV."""

@@ -65,9 +65,7 @@ def run(loaded: LoadedScenario, seed: int | None = None,
     scenario = loaded.scenario
     seed = scenario.seed if seed is None else seed
     world = build_world(scenario, seed)
-    watchdog = Watchdog(now=lambda: world.cluster.now)
-    world.cluster.server.pods.listeners.append(watchdog.on_pod_change)
-    world.on_executor = lambda executor: executor.state_listeners.append(watchdog.on_state)
+    watchdog = Watchdog().attach(world)
     fault_marks = [(f.at, f.action) for f in scenario.faults if f.at is not None]
     failures: list[Failure] = []
     limit = scenario.until.max_virtual_seconds
@@ -88,7 +86,7 @@ def run(loaded: LoadedScenario, seed: int | None = None,
                     phases=measure.phases_over_time(world.cluster.trace), faults=fault_marks,
                     queue_depth=measure.queue_depth(world),
                     replay=replay_command(loaded, seed))
-    failures += [Failure(v.invariant, v.message, None, v.time) for v in final_checks(world, watchdog)]
+    failures += [Failure(v.invariant, v.describe(), None, v.time) for v in final_checks(world, watchdog)]
     failures += check_expectations(loaded, result.metrics, world)
     result.failures = failures
     return result

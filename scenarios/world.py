@@ -14,7 +14,8 @@ import itertools
 import random
 from typing import Iterable
 
-from executor import ExecutorConfig, KubernetesExecutor, SchedulerJob, State, TaskInstance, TaskStore
+from executor import (ExecutorConfig, KubernetesExecutor, QueuedTimeout, SchedulerJob, State, TaskInstance,
+                      TaskStore)
 from fakecluster import FakeCluster
 
 
@@ -29,6 +30,7 @@ class World:
         self.jobs: list[SchedulerJob] = []
         self.on_executor = None  # called with each new executor (the runner hooks its checks here)
         self._job_ids = itertools.count(1)
+        self.successors_due = 0  # schedulers that will start later (after a crash or stop)
         self._rng = random.Random(cluster.rng.getrandbits(32))
         # The pod reports its own progress, as an Airflow task process writes its own state.
         cluster.server.pods.listeners.append(lambda change: self.store.report_from_pod(change.obj))
@@ -59,17 +61,56 @@ class World:
 
     def start_scheduler(self) -> SchedulerJob:
         """Start a new scheduler job (a new job id) in the background."""
+        config = self.config
         job = SchedulerJob(self.store, self.cluster.runtime, str(next(self._job_ids)), self.make_executor,
-                           self.loop_interval, self.config.scheduler_health_check_threshold,
-                           orphan_check_interval=self.config.orphaned_tasks_check_interval)
+                           self.loop_interval, config.scheduler_health_check_threshold,
+                           orphan_check_interval=config.orphaned_tasks_check_interval,
+                           queued_timeout=QueuedTimeout(config.task_queued_timeout,
+                                                        config.task_queued_timeout_check_interval,
+                                                        config.num_stuck_in_queued_retries))
         self.jobs.append(job)
         job.start()
         return job
 
-    def crash_scheduler(self, job: SchedulerJob | None = None) -> SchedulerJob:
-        job = job or self.jobs[-1]
-        job.crash()
+    def pick(self, which: str | int | None = None) -> SchedulerJob | None:
+        """A running scheduler: "newest" (the default), "oldest", or a job id."""
+        running = [job for job in self.jobs if job.running]
+        if which in (None, "newest"):
+            return running[-1] if running else None
+        if which == "oldest":
+            return running[0] if running else None
+        return next((job for job in running if job.job_id == str(which)), None)
+
+    def crash_scheduler(self, job: SchedulerJob | str | int | None = None,
+                        restart_after: float | None = None) -> SchedulerJob | None:
+        """Crash a scheduler (no flush); with ``restart_after``, a successor starts that much later."""
+        return self._end_scheduler(job, restart_after, SchedulerJob.crash)
+
+    def stop_scheduler(self, job: SchedulerJob | str | int | None = None,
+                       restart_after: float | None = None) -> SchedulerJob | None:
+        """Stop a scheduler gracefully (it finishes its loop, then hands back what it holds); with
+        ``restart_after``, a successor starts that much later."""
+        return self._end_scheduler(job, restart_after, SchedulerJob.request_stop)
+
+    def stall_scheduler(self, seconds: float, job: SchedulerJob | str | int | None = None) -> SchedulerJob | None:
+        """Stall a scheduler's loop for ``seconds``: it misses its heartbeats without dying."""
+        job = job if isinstance(job, SchedulerJob) else self.pick(job)
+        if job is not None:
+            job.stall(seconds)
         return job
+
+    def _end_scheduler(self, job, restart_after, end) -> SchedulerJob | None:
+        job = job if isinstance(job, SchedulerJob) else self.pick(job)
+        if job is not None and job.running:
+            end(job)
+        if restart_after is not None:
+            self.successors_due += 1
+            self.cluster.at(self.cluster.now + restart_after, self._start_successor)
+        return job
+
+    def _start_successor(self) -> None:
+        self.successors_due -= 1
+        self.start_scheduler()
 
     def restart_scheduler(self) -> SchedulerJob:
         """Crash the newest scheduler and start its successor, which must adopt its pods."""
@@ -89,7 +130,8 @@ class World:
 
         def wait_until_done():
             deadline = None if timeout is None else self.cluster.now + timeout
-            while not self.store.all_done() and any(job.running or job.handle.is_alive() for job in self.jobs):
+            while not self.store.all_done() and (self.successors_due or any(
+                    job.running or job.handle.is_alive() for job in self.jobs)):
                 for job in self.jobs:  # a scheduler that died of an error: say why, do not wait
                     if not job.handle.is_alive() and getattr(job.handle, "exception", None) is not None:
                         raise job.handle.exception

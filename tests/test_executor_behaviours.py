@@ -490,7 +490,7 @@ def test_a_pod_stuck_unschedulable_is_deleted_after_the_pending_timeout_and_fail
     {"container_error": "CreateContainerConfigError"}], ids=lambda a: next(iter(a.values())))
 def test_a_fatal_container_reason_fails_the_try_without_waiting_for_the_timeout(annotation):
     world, cluster, tap = make_world(seed=25, tasks=["bad"], executor_config=annotated(**annotation),
-                                     worker_pods_pending_timeout=300)
+                                     worker_pods_pending_timeout=300, pod_launch_failure_retries=0)
     world.run_until_done(timeout=600)
 
     reason_name = next(iter(annotation.values()))

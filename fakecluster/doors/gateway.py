@@ -52,6 +52,9 @@ class Gateway:
         self.calls: Counter = Counter()         # (verb, status) -> count
         self.log: list[Call] = []
         self.record_log = True
+        # Called with (call, request) for every request answered or refused: what an audit log
+        # on the API server would see (the invariants count clean-up calls here).
+        self.listeners: list = []
 
     def exchange(self, request: Request, read_timeout: float | None = None) -> Reply | WatchReply:
         """Serve one request in virtual time; raises ConnectionFault or TimeoutError (read timeout).
@@ -67,13 +70,13 @@ class Gateway:
         if name is None and verb == "create" and self.faults.errors:  # named in injected errors
             name = _body_name(request.body)
         if self.faults.refused(self.kernel.env.now):  # nothing listens: refused at once
-            self._account(verb, resource, name, "refused")
+            self._account(request, verb, resource, name, "refused")
             raise ConnectionFault("refused")
         delay = self.faults.delay(verb, self.rng)
         if read_timeout is not None and delay > read_timeout:
             self._serve_late(request, delay, verb, resource, name)
             self.kernel.sleep(read_timeout)
-            self._account(verb, resource, name, "read-timeout")
+            self._account(request, verb, resource, name, "read-timeout")
             raise TimeoutError("timed out")
         if delay:
             self.kernel.sleep(delay)
@@ -83,18 +86,18 @@ class Gateway:
         try:
             injected = self.faults.check(verb, resource, name, self.kernel.env.now, self.rng)
         except ConnectionFault as fault:
-            self._account(verb, resource, name, fault.kind)
+            self._account(request, verb, resource, name, fault.kind)
             raise
         if injected:
             reply = error_reply(injected)
-            self._account(verb, resource, name, reply.status)
+            self._account(request, verb, resource, name, reply.status)
             return reply
         return self._answer(request, verb, resource, name)
 
     def _answer(self, request: Request, verb: str, resource: str, name: str | None):
         """The server's own answer to a request that reached it."""
         reply = self.server.handle(request)
-        self._account(verb, resource, name, reply.status if isinstance(reply, Reply) else 200)
+        self._account(request, verb, resource, name, reply.status if isinstance(reply, Reply) else 200)
         return reply
 
     def _serve_late(self, request, delay, verb, resource, name) -> None:
@@ -109,10 +112,14 @@ class Gateway:
                 reply.stream.close_from_client()
         self.kernel.spawn(late, name=f"late {verb} {resource}")
 
-    def _account(self, verb: str, resource: str, name: str | None, status) -> None:
+    def _account(self, request: Request, verb: str, resource: str, name: str | None, status) -> None:
         self.calls[(verb, status)] += 1
-        if self.record_log:
-            self.log.append(Call(self.kernel.env.now, verb, resource, name, status))
+        if self.record_log or self.listeners:
+            call = Call(self.kernel.env.now, verb, resource, name, status)
+            if self.record_log:
+                self.log.append(call)
+            for listener in self.listeners:
+                listener(call, request)
 
 
 def _body_name(body: bytes | None) -> str | None:

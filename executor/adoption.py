@@ -18,6 +18,7 @@ from typing import Iterable
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError as Urllib3Error
 
+from .backoff import Backoff
 from .events import DONE_LABEL
 from .keys import TaskInstanceKey
 
@@ -32,6 +33,7 @@ class Adoption:
 
     def _init_adoption(self) -> None:
         self.adoption_pending: dict[TaskInstanceKey, tuple[str, str]] = {}  # key -> (pod, namespace)
+        self.adoption_backoff = Backoff(self.runtime)
 
     def try_adopt_task_instances(self, tis: Iterable) -> list:
         """Take over the pods of dead schedulers' tries; return the tries that could not be."""
@@ -57,6 +59,9 @@ class Adoption:
     def _adopt(self, key: TaskInstanceKey, name: str, namespace: str) -> bool:
         """Relabel one live pod; False only when the pod is gone (its try may be reset)."""
         self.running.add(key)
+        if not self.adoption_backoff.ready():  # the server just failed us: no call until the pause ends
+            self.adoption_pending[key] = (name, namespace)
+            return True
         try:
             self._started().label(name, namespace, {"airflow-worker": self.job_id})
         except ApiException as exc:
@@ -69,13 +74,16 @@ class Adoption:
         except Urllib3Error as exc:
             return self._adopt_later(key, name, namespace, exc)
         self.adoption_pending.pop(key, None)
+        self.adoption_backoff.succeeded()
         self.launched[key] = (name, namespace, self.runtime.now())
         self.stats["adopted"] += 1
         return True
 
     def _adopt_later(self, key: TaskInstanceKey, name: str, namespace: str, exc: Exception) -> bool:
         """Claim the try (its pod may still run: a reset would start a second copy) and retry."""
-        log.warning("could not adopt pod %s/%s yet (will retry): %s", namespace, name, str(exc).splitlines()[0])
+        pause = self.adoption_backoff.failed()
+        log.warning("could not adopt pod %s/%s yet (retrying in %.0fs): %s", namespace, name, pause,
+                    str(exc).splitlines()[0])
         self.adoption_pending[key] = (name, namespace)
         self.stats["adoption_retries"] += 1
         return True
@@ -83,7 +91,7 @@ class Adoption:
     def retry_adoptions(self, deadline: float) -> None:
         """Patch the pods whose adoption failed for a transient reason, within the loop's budget."""
         for key, (name, namespace) in list(self.adoption_pending.items()):
-            if self.runtime.now() >= deadline:
+            if self.runtime.now() >= deadline or not self.adoption_backoff.ready():
                 return
             if not self._adopt(key, name, namespace):
                 self.fail(key, f"pod {namespace}/{name} vanished before it could be adopted")

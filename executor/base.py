@@ -39,8 +39,12 @@ class BaseExecutor:
         return key in self.queued_tasks or key in self.running
 
     def has_pending_work(self) -> bool:
-        """Whether stopping now would leave something undone (a live try, by default)."""
-        return bool(self.running)
+        """Whether stopping now would leave something undone."""
+        return self.pending_work() > 0
+
+    def pending_work(self) -> int:
+        """How much stopping now would leave undone (live tries, by default)."""
+        return len(self.running)
 
     @property
     def open_slots(self) -> int:

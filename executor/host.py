@@ -221,6 +221,7 @@ class SchedulerJob:
         self.health_check_threshold = health_check_threshold
         self.drain_timeout = drain_timeout  # how long to wait, once all is done, for the executor
         self._done_since: float | None = None
+        self._pending_then = 0
         self.orphan_check_interval = orphan_check_interval  # [scheduler] orphaned_tasks_check_interval
         self._next_orphan_check = 0.0
         self.queued_timeout = queued_timeout or QueuedTimeout()
@@ -244,25 +245,29 @@ class SchedulerJob:
         self.executor.start()
         self._next_queued_check = self.runtime.now() + self.queued_timeout.check_interval
         self.adopt_or_reset_orphans()
-        while self.running and not self._finished():
+        while self.running:  # at least one loop: a scheduler heartbeats and syncs before it can be done
             self._wait_out_stall()
             if self.stop_requested:
                 break
             self.loop_once()
             self.runtime.sleep(self.loop_interval)
+            if self._finished():
+                break
         if self.running:
             self.stop("stopped" if self.stop_requested else self.ended or "finished")
 
     def _finished(self) -> bool:
         """Every task is terminal and the executor has seen its tries' pods end (so it has
-        cleaned them up), or ``drain_timeout`` has passed since the tasks were all done."""
+        cleaned them up), or the executor has made no progress for ``drain_timeout`` since the
+        tasks were all done (a real scheduler never stops; this one stops when nothing moves)."""
         if not self.store.all_done():
             self._done_since = None
             return False
-        if not self.executor.has_pending_work():
+        pending = self.executor.pending_work()
+        if not pending:
             return True
-        if self._done_since is None:
-            self._done_since = self.runtime.now()
+        if self._done_since is None or pending < self._pending_then:
+            self._done_since, self._pending_then = self.runtime.now(), pending
         if self.runtime.now() - self._done_since >= self.drain_timeout:
             self.ended = "drain_timeout"
             return True

@@ -82,7 +82,7 @@ class KubernetesExecutor(Adoption, BaseExecutor):
         self.launcher.start()
         now = self.runtime.now()
         self._next_check = {"pending": now + self.config.worker_pods_pending_timeout_check_interval,
-                            "queued": now, "orphans": now + self.config.orphaned_tasks_check_interval}
+                            "queued": now, "orphans": now}  # a dead scheduler's finished pods: from the first sync
 
     def _started(self) -> PodLauncher:
         if self.launcher is None:
@@ -94,9 +94,9 @@ class KubernetesExecutor(Adoption, BaseExecutor):
         """Finished pods whose clean-up has not gone through yet."""
         return self.clean_ups.backlog if self.clean_ups is not None else {}
 
-    def has_pending_work(self) -> bool:
-        """Live tries, or finished pods whose clean-up still has to go through."""
-        return bool(self.running or self.clean_up_backlog)
+    def pending_work(self) -> int:
+        """Live tries, and finished pods whose clean-up still has to go through."""
+        return len(self.running) + len(self.clean_up_backlog)
 
     # -- queueing ------------------------------------------------------------------------------
 

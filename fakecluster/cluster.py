@@ -24,6 +24,7 @@ from .model.behaviour import Behaviour, BehaviourError, Outcome
 from .model.kubelet import Kubelets, ready
 from .model.nodes import NodeState, node_object, parse_quantity, pod_requests, ready_condition
 from .model.scheduler import Scheduler, with_condition
+from .tenants import Churn, run_churn
 
 HOST = "https://kubesim.local"
 NODE_MONITOR_GRACE = 50.0       # node-monitor-grace-period since v1.32
@@ -271,6 +272,10 @@ class FakeCluster:
     def drop_watches(self) -> int:
         """Reset the connection under every open watch."""
         return self._each_watch(lambda w: (w.stream.drop(), w.close()))
+
+    def churn(self, churn: Churn) -> None:
+        """Other tenants' pods come and go beside the executor's (see ``fakecluster.tenants``)."""
+        run_churn(self, churn)
 
     def _each_watch(self, action) -> int:
         watchers = [w for store in self.server.stores.values() for w in store.watchers.all()]

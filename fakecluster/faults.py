@@ -1,4 +1,5 @@
-"""API-level faults: latency distributions, injected errors, outage windows, dropped connections.
+"""API-level faults: latency distributions, injected errors, outage windows, dropped connections,
+lost answers.
 
 Every draw comes from the world's seeded RNG, so the same seed injects the same faults.
 Cluster-level faults (node loss, eviction, stuck pods, watch expiry) are calls on FakeCluster.
@@ -52,6 +53,8 @@ class ErrorRule:
     end: float = math.inf
     retry_after: int | None = 1      # Retry-After seconds on 429/503/504 (None: no header)
     status_body: bool = False        # 429 as a Status instead of the filter's plain text
+    reason: str | None = None        # the Status reason, e.g. 409 "Conflict" instead of "AlreadyExists"
+    message: str | None = None       # the Status message, instead of the canonical one
     injected: int = 0
 
     def __post_init__(self):
@@ -67,6 +70,8 @@ class ErrorRule:
             raise ValueError(f"ErrorRule count must be >= 0 or None, not {self.count!r}")
         if self.end < self.start:
             raise ValueError(f"ErrorRule window ends ({self.end:g}s) before it starts ({self.start:g}s)")
+        if self.reason is not None and (not isinstance(self.reason, str) or not self.reason.strip()):
+            raise ValueError(f"ErrorRule reason must be a Status reason such as 'Conflict', not {self.reason!r}")
         self.error("pods", "probe")  # an HTTP code with no Kubernetes error fails here, not mid-run
 
     def applies(self, verb: str, resource: str, now: float, rng: random.Random) -> bool:
@@ -77,6 +82,16 @@ class ErrorRule:
         return self.probability >= 1 or rng.random() < self.probability
 
     def error(self, resource: str, name: str | None) -> ApiError:
+        error = self._canonical(resource, name)
+        if self.reason is not None:
+            error.reason = self.reason
+        if self.message is not None:
+            error.message = self.message
+        return error
+
+    def _canonical(self, resource: str, name: str | None) -> ApiError:
+        if self.code == 409 and self.reason == "Conflict":  # e.g. ResourceQuota contention (#14)
+            return errors.conflict(resource, name or "unknown", errors.STALE_OBJECT)
         if self.code == 429:
             if self.retry_after is None:
                 error = errors.too_many_requests(0, as_status=self.status_body)
@@ -87,6 +102,40 @@ class ErrorRule:
         if self.retry_after is None:
             error.headers.pop("Retry-After", None)
         return error
+
+
+@dataclass
+class LostAnswer:
+    """The server performs matching requests, but the client never hears back: the connection
+    drops after the work is done (unlike a reset, where the request never arrived)."""
+
+    verbs: tuple[str, ...] = ("create", "delete", "patch")
+    resource: str | None = "pods"
+    probability: float = 1.0
+    count: int | None = None
+    start: float = 0.0
+    end: float = math.inf
+    lost: int = 0
+
+    def __post_init__(self):
+        self.verbs = (self.verbs,) if isinstance(self.verbs, str) else tuple(self.verbs)
+        unknown = [v for v in self.verbs if v not in VERBS]
+        if unknown:
+            raise ValueError(f"LostAnswer verbs {unknown} are not API verbs; use some of {', '.join(VERBS)}")
+        if not 0.0 <= self.probability <= 1.0:
+            raise ValueError(f"LostAnswer probability must be between 0 and 1, not {self.probability!r}")
+        if self.end < self.start:
+            raise ValueError(f"LostAnswer window ends ({self.end:g}s) before it starts ({self.start:g}s)")
+
+    def applies(self, verb: str, resource: str, now: float, rng: random.Random) -> bool:
+        if verb not in self.verbs or (self.resource and resource != self.resource):
+            return False
+        if not self.start <= now < self.end or (self.count is not None and self.lost >= self.count):
+            return False
+        if self.probability >= 1 or rng.random() < self.probability:
+            self.lost += 1
+            return True
+        return False
 
 
 @dataclass
@@ -109,7 +158,8 @@ class Outage:
 
 
 class ConnectionFault(Exception):
-    """The request never got an HTTP answer: ``kind`` is "refused" or "reset"."""
+    """The request never got an HTTP answer: ``kind`` is "refused", "reset" or "lost" (served,
+    but the answer never came back)."""
 
     def __init__(self, kind: str):
         super().__init__(kind)
@@ -122,6 +172,7 @@ class Faults:
     errors: list[ErrorRule] = field(default_factory=list)
     outages: list[Outage] = field(default_factory=list)
     reset_probability: float = 0.0   # connections dropped before an answer
+    lost_answers: list[LostAnswer] = field(default_factory=list)
 
     def __post_init__(self):
         unknown = [verb for verb in self.latency if verb != "*" and verb not in VERBS]
@@ -132,7 +183,7 @@ class Faults:
 
     def inactive(self) -> bool:
         """No latency and nothing to inject: every request is served at once, as it came."""
-        return not (self.latency or self.errors or self.outages or self.reset_probability)
+        return not (self.latency or self.errors or self.outages or self.reset_probability or self.lost_answers)
 
     def refused(self, now: float) -> bool:
         """Is the API server unreachable (connection refused) at this moment?"""
@@ -160,3 +211,10 @@ class Faults:
                 rule.injected += 1
                 return rule.error(resource, name)
         return None
+
+    def answer_lost(self, verb: str, resource: str, now: float, rng: random.Random) -> bool:
+        """Is the answer to this (served) request lost on its way back?"""
+        for rule in self.lost_answers:
+            if rule.applies(verb, resource, now, rng):
+                return True
+        return False

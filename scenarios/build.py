@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from faker import Faker
 
-from fakecluster import Behaviour, ErrorRule, FakeCluster, Faults, Outage, constant, exponential, lognormal, uniform
+from fakecluster import (Behaviour, Churn, ErrorRule, FakeCluster, Faults, LostAnswer, Outage, constant, exponential,
+                         lognormal, uniform)
 from executor import State, TaskInstance
 
 from .schema import Distribution, Fault, Scenario, WorkloadSpec
@@ -90,7 +91,7 @@ def dag_name(faker: Faker, style: str, i: int) -> str:
     if style == "plain":
         return f"dag_{i}"
     if style == "awkward":
-        return f"{faker.catch_phrase().replace(' ', '_')}_{faker.unique.name()}_{'X' * 40}_{i}"
+        return f"{faker.catch_phrase().replace(' ', '_')}_{faker.name()}_{'X' * 40}_{i}"
     return f"{faker.word()}_{faker.word()}_{faker.random_element(['daily', 'hourly', 'etl', 'sync'])}_{i}"
 
 
@@ -98,7 +99,7 @@ def task_name(faker: Faker, style: str, i: int) -> str:
     if style == "plain":
         return f"task_{i}"
     if style == "awkward":
-        return f"{faker.bs().title().replace(' ', '.')}--{faker.unique.last_name()}__{i}"
+        return f"{faker.bs().title().replace(' ', '.')}--{faker.last_name()}__{i}"
     return f"{faker.word()}_{faker.random_element(['extract', 'load', 'transform', 'report'])}_{i}"
 
 
@@ -110,7 +111,18 @@ def schedule_fault(world: World, fault: Fault) -> None:
         faults.errors.append(ErrorRule(rule.code, tuple(rule.verbs), probability=rule.probability,
                                        count=rule.count, start=rule.start,
                                        end=rule.end if rule.end is not None else float("inf"),
-                                       retry_after=rule.retry_after, status_body=rule.status_body))
+                                       retry_after=rule.retry_after, status_body=rule.status_body,
+                                       reason=rule.reason, message=rule.message))
+        return
+    if action == "lost_answers":
+        rule = fault.lost_answers
+        faults.lost_answers.append(LostAnswer(tuple(rule.verbs), probability=rule.probability, count=rule.count,
+                                              start=rule.start, end=rule.end if rule.end is not None else float("inf")))
+        return
+    if action == "churn":
+        spec = fault.churn
+        cluster.churn(Churn(spec.pods_per_second, spec.namespace, spec.run_seconds, spec.keep_seconds,
+                            spec.start, spec.end))
         return
     if action == "outage":
         faults.outages.append(Outage(fault.outage.start, fault.outage.end, fault.outage.mode))
@@ -143,6 +155,15 @@ def timed_action(world: World, fault: Fault):
         return world.restart_scheduler
     if action == "start_scheduler":
         return world.start_scheduler
+    if action == "crash_scheduler":
+        spec = fault.crash_scheduler
+        return lambda: world.crash_scheduler(spec.scheduler, spec.restart_after)
+    if action == "stop_scheduler":
+        spec = fault.stop_scheduler
+        return lambda: world.stop_scheduler(spec.scheduler, spec.restart_after)
+    if action == "stall_scheduler":
+        spec = fault.stall_scheduler
+        return lambda: world.stall_scheduler(spec.seconds, spec.scheduler)
     if action == "lose_node":
         spec = fault.lose_node
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -99,21 +100,39 @@ def last_terminal_time(world) -> float:
 
 
 def check_expectations(loaded: LoadedScenario, metrics: dict, world) -> list[Failure]:
-    expect, failures = loaded.scenario.expect, []
-    for name, bound in expect.metrics.items():
-        actual = metrics[name]
-        if bound.min is not None and actual < bound.min:
-            failures.append(Failure(f"expect.metrics.{name}", f"expected {name} >= {bound.min:g}, got {actual:g}",
-                                    loaded.line_of("expect", "metrics", name)))
-        if bound.max is not None and actual > bound.max:
-            failures.append(Failure(f"expect.metrics.{name}", f"expected {name} <= {bound.max:g}, got {actual:g}",
-                                    loaded.line_of("expect", "metrics", name)))
+    expect = loaded.scenario.expect
+    failures = [failure for name, bound in expect.metrics.items()
+                for failure in check_bound(loaded, f"expect.metrics.{name}", name, metrics[name], bound,
+                                           ("expect", "metrics", name))]
+    calls = world.cluster.gateway.calls
+    for i, bound in enumerate(expect.calls):
+        actual = sum(n for (verb, status), n in calls.items()
+                     if bound.verb in ("*", verb) and bound.status in ("*", status))
+        what = f"{bound.verb} calls answered {bound.status}"
+        failures += check_bound(loaded, f"expect.calls[{i}]", what, actual, bound, ("expect", "calls", i))
+    for i, bound in enumerate(expect.per_pod):
+        per_pod = Counter(c.name for c in world.cluster.gateway.log
+                          if c.verb == bound.verb and c.resource == "pods" and c.name)
+        pod, actual = max(per_pod.items(), key=lambda item: item[1], default=("-", 0))
+        failures += check_bound(loaded, f"expect.per_pod[{i}]", f"{bound.verb} calls per pod (most: {pod})",
+                                actual, bound, ("expect", "per_pod", i))
     if expect.all_tasks == "success" and metrics["tasks_failed"]:
         failed = [f"{ti.dag_id}.{ti.task_id}" for ti in world.store.tis.values() if ti.state == "failed"][:5]
         failures.append(Failure("expect.all_tasks", f"expected every task to succeed; "
                                 f"{metrics['tasks_failed']:g} failed, e.g. {failed}",
                                 loaded.line_of("expect", "all_tasks")))
     return failures
+
+
+def check_bound(loaded: LoadedScenario, check: str, what: str, actual: float, bound, where: tuple) -> list[Failure]:
+    """The failures of one bound (min, max), each saying why the bound is there, if it says."""
+    why = f" ({bound.why})" if getattr(bound, "why", None) else ""
+    found = []
+    if getattr(bound, "min", None) is not None and actual < bound.min:
+        found.append(Failure(check, f"expected {what} >= {bound.min:g}, got {actual:g}{why}", loaded.line_of(*where)))
+    if bound.max is not None and actual > bound.max:
+        found.append(Failure(check, f"expected {what} <= {bound.max:g}, got {actual:g}{why}", loaded.line_of(*where)))
+    return found
 
 
 def replay_command(loaded: LoadedScenario, seed: int) -> str:

@@ -133,6 +133,30 @@ class ApiErrors(Strict):
     end: float | None = None
     retry_after: int = Field(default=1, ge=0)
     status_body: bool = False
+    reason: str | None = Field(default=None, min_length=1, description=
+                               'the Status reason, e.g. "Conflict" for a 409 that is not "AlreadyExists"')
+    message: str | None = Field(default=None, min_length=1, description="the Status message")
+
+
+class LostAnswers(Strict):
+    """The server performs the request; the client never hears back (the connection drops)."""
+
+    verbs: list[Literal["get", "list", "create", "update", "patch", "delete"]] = ["create", "delete", "patch"]
+    probability: float = Field(default=1.0, ge=0, le=1)
+    count: int | None = Field(default=None, ge=1)
+    start: float = Field(default=0.0, ge=0)
+    end: float | None = None
+
+
+class ChurnSpec(Strict):
+    """Other tenants' pods come and go beside the executor's, moving the resourceVersion on."""
+
+    pods_per_second: float = Field(default=1.0, gt=0)
+    namespace: str = Field(default="tenant", min_length=1)
+    run_seconds: float = Field(default=10.0, ge=0)
+    keep_seconds: float = Field(default=5.0, ge=0)
+    start: float = Field(default=0.0, ge=0)
+    end: float | None = None
 
 
 class Outage(Strict):
@@ -172,14 +196,29 @@ class Evict(Strict):
     count: int = Field(default=1, ge=1)
 
 
+Which = Literal["newest", "oldest"] | int
+
+
+class EndScheduler(Strict):
+    scheduler: Which = Field(default="newest", description='which running scheduler: "newest", "oldest" or a job id')
+    restart_after: float | None = Field(default=None, ge=0, description=
+                                        "a successor starts this many seconds later (omit: none)")
+
+
+class StallScheduler(Strict):
+    scheduler: Which = Field(default="newest", description='which running scheduler: "newest", "oldest" or a job id')
+    seconds: float = Field(gt=0, description="how long its loop stops (no heartbeat, no scheduling)")
+
+
 ACTIONS = ("expire_watches", "compact", "stall_watches", "drop_watches", "restart_scheduler",
-           "start_scheduler", "lose_node", "delete_node", "evict", "api_errors", "outage",
-           "connection_resets")
+           "start_scheduler", "crash_scheduler", "stop_scheduler", "stall_scheduler", "lose_node",
+           "delete_node", "evict", "api_errors", "outage", "connection_resets", "lost_answers", "churn")
+RULES = ("api_errors", "outage", "connection_resets", "lost_answers", "churn")
 
 
 class Fault(Strict):
     """One fault: a timed action (at, optionally every ... until), or a rule (api_errors, outage,
-    connection_resets) that holds for the whole run or its own window."""
+    connection_resets, lost_answers, churn) that holds for the whole run or its own window."""
 
     at: float | None = Field(default=None, ge=0)
     every: float | None = Field(default=None, gt=0)
@@ -190,12 +229,17 @@ class Fault(Strict):
     drop_watches: Empty | None = None
     restart_scheduler: Empty | None = None
     start_scheduler: Empty | None = None
+    crash_scheduler: EndScheduler | None = None
+    stop_scheduler: EndScheduler | None = None
+    stall_scheduler: StallScheduler | None = None
     lose_node: LoseNode | None = None
     delete_node: DeleteNode | None = None
     evict: Evict | None = None
     api_errors: ApiErrors | None = None
     outage: Outage | None = None
     connection_resets: float | None = Field(default=None, ge=0, le=1)
+    lost_answers: LostAnswers | None = None
+    churn: ChurnSpec | None = None
 
     @model_validator(mode="after")
     def one_action(self):
@@ -203,7 +247,7 @@ class Fault(Strict):
         if len(chosen) != 1:
             raise ValueError(f"each fault names exactly one action of {', '.join(ACTIONS)} "
                              f"(got {', '.join(chosen) or 'none'})")
-        timed = chosen[0] not in ("api_errors", "outage", "connection_resets")
+        timed = chosen[0] not in RULES
         if timed and self.at is None:
             raise ValueError(f"{chosen[0]} needs 'at' (the virtual second it strikes)")
         return self
@@ -216,6 +260,7 @@ class Fault(Strict):
 class Bound(NumberOrObject):
     min: float | None = None
     max: float | None = None
+    why: str | None = Field(default=None, description="the behaviour this bound guards, printed when it fails")
 
     @model_validator(mode="before")
     @classmethod
@@ -239,9 +284,39 @@ def known_metric(name: str) -> str:
 MetricName = Annotated[str, AfterValidator(known_metric), WithJsonSchema({"type": "string", "enum": list(METRICS)})]
 
 
+Verb = Literal["get", "list", "watch", "create", "update", "patch", "delete", "*"]
+CallStatus = int | Literal["refused", "reset", "lost", "read-timeout", "*"]
+
+
+class CallBound(Strict):
+    """A bound on the API calls of one verb answered with one status (``*``: any)."""
+
+    verb: Verb = "*"
+    status: CallStatus = "*"
+    min: float | None = None
+    max: float | None = None
+    why: str | None = Field(default=None, description="the behaviour this bound guards, printed when it fails")
+
+    @model_validator(mode="after")
+    def has_a_bound(self):
+        if self.min is None and self.max is None:
+            raise ValueError("a call bound needs min or max")
+        return self
+
+
+class PerPodBound(Strict):
+    """A bound on the calls of one verb sent to any single pod (e.g. DELETEs per pod at most 1)."""
+
+    verb: Literal["get", "create", "update", "patch", "delete"]
+    max: int = Field(ge=0)
+    why: str | None = Field(default=None, description="the behaviour this bound guards, printed when it fails")
+
+
 class Expect(Strict):
     metrics: dict[MetricName, Bound] = Field(default_factory=dict,
                                              description="bounds on metrics: " + ", ".join(METRICS))
+    calls: list[CallBound] = Field(default_factory=list, description="bounds on API calls by verb and status")
+    per_pod: list[PerPodBound] = Field(default_factory=list, description="bounds on calls per pod by verb")
     all_tasks: Literal["success", "terminal"] | None = Field(
         default="terminal", description="success: every task succeeds; terminal: every task ends")
 

@@ -124,23 +124,27 @@ class World:
     # -- running -------------------------------------------------------------------------------
 
     def run_until_done(self, timeout: float | None = None) -> None:
-        """Start a scheduler if none runs, then run until every task is terminal."""
+        """Start a scheduler if none runs, then run until every task is terminal and every
+        scheduler has stopped, successors due later included."""
         if not any(job.running for job in self.jobs):
             self.start_scheduler()
 
         def wait_until_done():
             deadline = None if timeout is None else self.cluster.now + timeout
-            while not self.store.all_done() and (self.successors_due or any(
-                    job.running or job.handle.is_alive() for job in self.jobs)):
+            while True:
                 for job in self.jobs:  # a scheduler that died of an error: say why, do not wait
                     if not job.handle.is_alive() and getattr(job.handle, "exception", None) is not None:
                         raise job.handle.exception
+                alive = [job for job in self.jobs if job.handle is not None and job.handle.is_alive()]
+                if not alive and not self.successors_due:
+                    return  # nothing will move any more (lost tasks, if any, are the checks' to find)
+                if self.store.all_done() and not self.successors_due:
+                    for job in alive:  # done: let the schedulers drain and stop by themselves
+                        job.handle.join()
+                    continue
                 if deadline is not None and self.cluster.now >= deadline:
                     raise TimeoutError(f"tasks not done after {timeout}s of virtual time: {self.states()}")
                 self.cluster.sleep(self.loop_interval)
-            for job in self.jobs:
-                if job.handle is not None:
-                    job.handle.join()
 
         self.cluster.run(wait_until_done)
 

@@ -25,9 +25,10 @@ FAKECLUSTER_PARTS = {
     "api": ("fakecluster.api", "fakecluster.kernel"),
     "model": ("fakecluster.model", "fakecluster.api.store", "fakecluster.kernel"),
     "faults": ("fakecluster.api.status",),
+    "tenants": (),
     "doors": ("fakecluster.doors", "fakecluster.api", "fakecluster.kernel", "fakecluster.faults"),
     "cluster": ("fakecluster.kernel", "fakecluster.api", "fakecluster.model", "fakecluster.faults",
-                "fakecluster.doors", "fakecluster.cluster"),
+                "fakecluster.doors", "fakecluster.tenants", "fakecluster.cluster"),
     "": ("fakecluster",),   # the public face may import everything
 }
 

@@ -92,6 +92,12 @@ class Gateway:
             reply = error_reply(injected)
             self._account(request, verb, resource, name, reply.status)
             return reply
+        if self.faults.lost_answers and self.faults.answer_lost(verb, resource, self.kernel.env.now, self.rng):
+            reply = self.server.handle(request)   # the work is done; the answer never arrives
+            if isinstance(reply, WatchReply):
+                reply.stream.close_from_client()
+            self._account(request, verb, resource, name, "lost")
+            raise ConnectionFault("lost")
         return self._answer(request, verb, resource, name)
 
     def _answer(self, request: Request, verb: str, resource: str, name: str | None):

@@ -9,7 +9,6 @@ retried after a lost answer cannot start a second pod, and shutdown loses no res
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 from collections import Counter, deque
@@ -28,20 +27,17 @@ from .config import ExecutorConfig
 from .events import REVOKED_LABEL
 from .keys import CommandType, InvalidCommand, State, TaskInstanceKey, is_task_run_command
 from .launcher import KubeJob, PodLauncher, new_pod_name
-from .podgen import (InvalidExecutorConfig, PodMutationHookError, PodReconciliationError,
-                     annotations_to_key, executor_config_pod_override)
+from .podgen import InvalidExecutorConfig, annotations_to_key, executor_config_pod_override
+from .publishing import Publishing
 from .runtime import Runtime
 from .watcher import ALL_NAMESPACES, PodEvent, Resync
 
 log = logging.getLogger(__name__)
 
-THROTTLED = (429, 503)                 # back off for Retry-After, without spending a retry
-RETRYABLE = (409, 410, 500, 502, 504)  # re-queue while task_publish_max_retries allows
-SERVER_TROUBLE = (500, 502, 503, 504)  # the API server is struggling: pause creation a while
 SYNC_SHARE = 1 / 3                     # of scheduler_health_check_threshold one sync may spend
 
 
-class KubernetesExecutor(Adoption, BaseExecutor):
+class KubernetesExecutor(Adoption, Publishing, BaseExecutor):
     def __init__(self, api_client: client.ApiClient, runtime: Runtime, scheduler_job_id: str,
                  config: ExecutorConfig | None = None, task_store=None, rng: random.Random | None = None,
                  mutation_hook=None):
@@ -253,97 +249,6 @@ class KubernetesExecutor(Adoption, BaseExecutor):
                 self.stats["vanished_pods"] += 1
                 self.fail(key, f"pod {namespace}/{name} vanished while the watch was down")
 
-    # -- creating pods -------------------------------------------------------------------------
-
-    def _create_pods(self) -> None:
-        if not self.create_backoff.ready():
-            return
-        for _ in range(min(self.config.worker_pods_creation_batch_size, len(self.task_queue))):
-            if self.runtime.now() >= self._sync_deadline:
-                return
-            job = self.task_queue.popleft()
-            if job.key not in self.running:  # failed or revoked while waiting
-                continue
-            if not self._publish(job):
-                break
-
-    def _publish(self, job: KubeJob) -> bool:
-        """Create the pod of one job; False when creation should pause for this loop."""
-        try:
-            pod = self._started().create(job)
-        except ApiException as exc:
-            if exc.status == 409 and "already exists" in error_message(exc):
-                return self._confirm_existing(job)
-            return self._publish_failed(job, exc)
-        except (PodReconciliationError, PodMutationHookError) as exc:
-            self.fail(job.key, f"could not build the pod: {exc}")
-            return True
-        except Urllib3Error as exc:
-            return self._server_trouble(job, f"connection error: {type(exc).__name__}: {exc}")
-        self._launched(job, pod.metadata.namespace)
-        return True
-
-    def _launched(self, job: KubeJob, namespace: str) -> None:
-        self.launched[job.key] = (job.pod_name, namespace, self.runtime.now())
-        self.jobs[job.key] = job
-        self.publish_retries.pop(job.key, None)
-        self.create_backoff.succeeded()
-        self.stats["pods_created"] += 1
-
-    def _confirm_existing(self, job: KubeJob) -> bool:
-        """A 409 AlreadyExists for our try's fixed pod name: an earlier attempt landed (its answer
-        was lost) only if the pod is there and is this try's. Look before trusting it."""
-        namespace = self.config.namespace
-        try:
-            pod = self._started().get(job.pod_name, namespace)
-        except ApiException as exc:
-            if exc.status != 404:
-                return self._server_trouble(job, f"could not confirm 409 AlreadyExists: {exc.status}")
-            self.stats["phantom_conflicts"] += 1
-            return self._retry_or_fail(job, "409 AlreadyExists for a pod that does not exist")
-        except Urllib3Error as exc:
-            return self._server_trouble(job, f"could not confirm 409 AlreadyExists: {type(exc).__name__}")
-        if self._key_of(pod) != job.key:
-            self.fail(job.key, f"pod name {namespace}/{job.pod_name} is taken by another pod")
-            return True
-        self.stats["confirmed_existing"] += 1
-        self._launched(job, namespace)
-        return True
-
-    def _server_trouble(self, job: KubeJob, why: str) -> bool:
-        """A refused connection or a 5xx: keep the job, and pause creation with a growing back-off."""
-        pause = self.create_backoff.failed()
-        log.warning("pod creation paused for %.0fs after %s", pause, why)
-        self._retry_or_fail(job, why)
-        return False
-
-    def _publish_failed(self, job: KubeJob, exc: ApiException) -> bool:
-        message, status = error_message(exc), exc.status
-        self.stats[f"publish_{status}"] += 1
-        if status in THROTTLED:
-            retry_after = retry_after_seconds(exc)
-            if status == 429 or retry_after is not None:
-                self.create_backoff.pause_for(retry_after or 0)
-                self.task_queue.appendleft(job)  # not its fault: keep its place
-                return False
-        if status in SERVER_TROUBLE:
-            return self._server_trouble(job, f"{status}: {message}")
-        if (status == 403 and "exceeded quota" in message) or status in RETRYABLE:
-            return self._retry_or_fail(job, f"{status}: {message}")
-        self.fail(job.key, f"pod creation failed with {status}: {message}")
-        return True
-
-    def _retry_or_fail(self, job: KubeJob, why: str) -> bool:
-        limit = self.config.task_publish_max_retries
-        if limit == -1 or self.publish_retries[job.key] < limit:
-            self.publish_retries[job.key] += 1
-            self.task_queue.append(job)
-            log.info("re-queueing %s after %s (attempt %d)", job.key, why, self.publish_retries[job.key])
-        else:
-            self.publish_retries.pop(job.key, None)
-            self.fail(job.key, f"pod creation failed: {why}")
-        return True
-
     # -- periodic checks -----------------------------------------------------------------------
 
     def _periodic_checks(self) -> None:
@@ -460,24 +365,6 @@ class KubernetesExecutor(Adoption, BaseExecutor):
 def check_command(command: CommandType) -> None:
     if not is_task_run_command(command):
         raise InvalidCommand(command)
-
-
-def error_message(exc: ApiException) -> str:
-    """The Status message, or the raw body when it is not JSON (e.g. the 429 filter's text)."""
-    body = exc.body.decode() if isinstance(exc.body, bytes) else (exc.body or "")
-    try:
-        return str(json.loads(body).get("message", body))
-    except (ValueError, AttributeError):
-        return body.strip() or str(exc.reason)
-
-
-def retry_after_seconds(exc: ApiException) -> float | None:
-    headers = exc.headers or {}
-    value = headers.get("Retry-After") or headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
 
 
 def parse_time(text: str) -> datetime:

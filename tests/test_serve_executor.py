@@ -5,10 +5,24 @@ cluster on the real-time clock at 25x. Ten four-second tasks run end to end."""
 from __future__ import annotations
 
 import queue
+import socket
 
-from executor import ExecutorConfig, KubernetesExecutor, SchedulerJob, State, TaskInstance, TaskStore, ThreadedRuntime
-from fakecluster import Behaviour, constant
+import pytest
 from serving import api_client, new_cluster, serving
+from urllib3.util.retry import Retry
+
+from executor import (
+    ConfigError,
+    ExecutorConfig,
+    KubernetesExecutor,
+    SchedulerJob,
+    State,
+    TaskInstance,
+    TaskStore,
+    ThreadedRuntime,
+)
+from executor.client import api_client_from_config
+from fakecluster import Behaviour, constant
 
 TASKS = 10
 JOB_DEADLINE = 90.0   # wall seconds; the run needs a few
@@ -70,3 +84,34 @@ def test_the_threaded_executor_runs_a_short_load_end_to_end_over_http(tmp_path):
         assert server.call(lambda: cluster.pods()) == []        # every pod cleaned up
         assert all(not w.is_alive() for w in executor.watchers_started)
         client.close()
+
+
+def test_the_connection_options_build_the_production_client(tmp_path):
+    """in_cluster, config_file, cluster_context, api_client_retry_configuration and the TCP
+    keepalive options shape the ApiClient the executor is given in production."""
+    with serving(new_cluster(seed=5, nodes=1)) as server:
+        kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
+        config = ExecutorConfig.from_mapping({
+            "in_cluster": "False", "config_file": str(kubeconfig), "cluster_context": "kubesim",
+            "api_client_retry_configuration": '{"total": 7, "backoff_factor": 0.25}',
+            "tcp_keep_idle": 11, "tcp_keep_intvl": 12, "tcp_keep_cnt": 3})
+        client = api_client_from_config(config)
+        assert client.configuration.host == server.url
+        assert isinstance(client.configuration.retries, Retry) and client.configuration.retries.total == 7
+        options = client.rest_client.pool_manager.connection_pool_kw["socket_options"]
+        assert (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1) in options
+        if hasattr(socket, "TCP_KEEPIDLE"):
+            assert (socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 11) in options
+        pods = KubernetesExecutor(client, ThreadedRuntime(), "1", config).kube.list_namespaced_pod("default")
+        assert pods.items == []
+        client.close()
+
+        no_keepalive = api_client_from_config(config.replace(enable_tcp_keepalive=False))
+        assert "socket_options" not in no_keepalive.rest_client.pool_manager.connection_pool_kw
+        no_keepalive.close()
+        with pytest.raises(ConfigError, match="cluster_context = 'elsewhere'"):
+            api_client_from_config(config.replace(cluster_context="elsewhere"))
+    with pytest.raises(ConfigError, match="in_cluster = true"):
+        api_client_from_config(ExecutorConfig())
+    with pytest.raises(ConfigError, match="urllib3 Retry keyword arguments"):
+        api_client_from_config(config.replace(api_client_retry_configuration={"tries": 3}))

@@ -19,6 +19,7 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from .backoff import Backoff
+from .base import AdoptionUnavailable
 from .events import DONE_LABEL
 from .keys import TaskInstanceKey
 
@@ -45,15 +46,19 @@ class Adoption:
                 not_adopted.append(ti)
             elif owner != self.job_id:  # our own tries need no adopting
                 by_job.setdefault(owner, []).append(ti)
+        try:  # every listing first: a failure then leaves everything as it was
+            listings = {old_job: launcher.list_pods(
+                f"kubernetes_executor=True,airflow-worker={old_job},{DONE_LABEL}!=True", "status.phase!=Succeeded")
+                for old_job in by_job}
+        except (ApiException, Urllib3Error) as exc:
+            raise AdoptionUnavailable(f"cannot list the dead schedulers' pods: {str(exc).splitlines()[0]}") from exc
         for old_job, job_tis in by_job.items():
-            pods = launcher.list_pods(f"kubernetes_executor=True,airflow-worker={old_job},{DONE_LABEL}!=True",
-                                      "status.phase!=Succeeded")
-            pods_by_key = {self._key_of(p): p for p in pods}
+            pods_by_key = {self._key_of(p): p for p in listings[old_job]}
             for ti in job_tis:
                 pod = pods_by_key.get(ti.key)
                 if pod is None or not self._adopt(ti.key, pod["metadata"]["name"], pod["metadata"]["namespace"]):
                     not_adopted.append(ti)
-        self.adopt_completed_pods()
+        self._guarded(self.adopt_completed_pods)
         return not_adopted
 
     def _adopt(self, key: TaskInstanceKey, name: str, namespace: str) -> bool:

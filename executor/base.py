@@ -12,6 +12,11 @@ from .keys import CommandType, InvalidCommand, State, TaskInstanceKey
 log = logging.getLogger(__name__)
 
 
+class AdoptionUnavailable(RuntimeError):
+    """Adoption could not look at the cluster now (the API server is unreachable): nothing was
+    adopted and nothing may be reset; ask again later."""
+
+
 class BaseExecutor:
     """Holds queued commands until there is a slot, then hands them to ``execute_async``.
 
@@ -102,6 +107,10 @@ class BaseExecutor:
 
     def success(self, key: TaskInstanceKey, info: Any = None) -> None:
         self.change_state(key, State.SUCCESS, info)
+
+    def try_adopt_task_instances(self, tis: list) -> list:
+        """Take over what other (dead) schedulers started; return the tries that could not be."""
+        return list(tis)
 
     def revoke_task(self, key: TaskInstanceKey) -> None:
         """Forget a try the scheduler gave up on (stuck in queued); executors stop its work too."""

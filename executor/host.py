@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .base import AdoptionUnavailable
 from .keys import State, TaskInstanceKey
 from .runtime import Runtime
 
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 
 TERMINAL = (State.SUCCESS, State.FAILED, State.UPSTREAM_FAILED)
 UNFINISHED = (State.SCHEDULED, State.QUEUED, State.RUNNING, State.UP_FOR_RETRY)
+SWEEP_SETTLE = 3   # loops to wait after the last sweep for what it adopted to show up
 
 
 @dataclass
@@ -222,6 +224,7 @@ class SchedulerJob:
         self.drain_timeout = drain_timeout  # how long to wait, once all is done, for the executor
         self._done_since: float | None = None
         self._pending_then = 0
+        self._swept_at: float | None = None
         self.orphan_check_interval = orphan_check_interval  # [scheduler] orphaned_tasks_check_interval
         self._next_orphan_check = 0.0
         self.queued_timeout = queued_timeout or QueuedTimeout()
@@ -257,15 +260,24 @@ class SchedulerJob:
             self.stop("stopped" if self.stop_requested else self.ended or "finished")
 
     def _finished(self) -> bool:
-        """Every task is terminal and the executor has seen its tries' pods end (so it has
-        cleaned them up), or the executor has made no progress for ``drain_timeout`` since the
-        tasks were all done (a real scheduler never stops; this one stops when nothing moves)."""
+        """Every task is terminal, the executor has cleaned up after its tries, and a last sweep
+        for pods that ended schedulers left behind found nothing more to do; or the executor has
+        made no progress for ``drain_timeout`` since the tasks were all done. (A real scheduler
+        never stops, and its periodic orphan checks would find those pods in time; this one
+        stops when the work is done, so it sweeps once before it does.)"""
         if not self.store.all_done():
-            self._done_since = None
+            self._done_since, self._swept_at = None, None
             return False
         pending = self.executor.pending_work()
         if not pending:
-            return True
+            if self._swept_at is None:
+                self._swept_at = self.runtime.now()
+                try:
+                    self.executor.try_adopt_task_instances([])
+                except AdoptionUnavailable:
+                    self._swept_at = None   # sweep again next loop
+                return False
+            return self.runtime.now() - self._swept_at >= SWEEP_SETTLE * self.loop_interval
         if self._done_since is None or pending < self._pending_then:
             self._done_since, self._pending_then = self.runtime.now(), pending
         if self.runtime.now() - self._done_since >= self.drain_timeout:
@@ -379,7 +391,12 @@ class SchedulerJob:
             return
         found = [(ti, ti.queued_by_job_id, ti.try_number) for ti in orphans]
         try:
-            not_adopted = {id(ti) for ti in self.executor.try_adopt_task_instances(orphans)}
+            try:
+                not_adopted = {id(ti) for ti in self.executor.try_adopt_task_instances(orphans)}
+            except AdoptionUnavailable as exc:   # nothing adopted, nothing reset: ask again soon
+                log.warning("adoption postponed: %s", exc)
+                self._next_orphan_check = self.runtime.now() + self.health_check_threshold
+                return
             for ti, owner, try_number in found:
                 if id(ti) in not_adopted:
                     if self.store.reset_orphan(ti, owner, try_number):

@@ -168,9 +168,10 @@ class KubernetesExecutor(Adoption, Publishing, BaseExecutor):
         pod = (event.namespace, event.pod_name)
         clean_ups = self.clean_ups
         if pod in self.finished_pods:
-            if event.event_type == "DELETED" and pod in clean_ups.deleted_by_us:
-                clean_ups.deleted_by_us.discard(pod)  # the echo of our own delete, not a replay
+            if pod in clean_ups.deleted_by_us:  # the echoes of our own delete, not replays
                 self.stats["delete_echoes"] += 1
+                if event.event_type == "DELETED":
+                    clean_ups.deleted_by_us.discard(pod)
             else:  # a replayed or duplicate terminal event
                 self.stats["duplicate_terminal_events"] += 1
             if event.event_type == "DELETED":

@@ -17,6 +17,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .loader import LoadedScenario, ScenarioError, load, select_variant
+from .mutation_cli import add_command as add_mutate_command
 
 BAD_INPUT = 2
 PROGRESS_EVERY = 10.0  # wall seconds between progress lines when output is not a terminal
@@ -71,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7, help="RNG seed (same seed, same run)")
     demo.add_argument("--pods", type=int, default=24, help="how many pods to launch (at least 2)")
     demo.set_defaults(handler=cmd_demo)
+
+    add_mutate_command(commands)
 
     serve = commands.add_parser("serve", help="serve a simulated cluster over HTTP in real time (for kubectl)")
     serve.add_argument("file", type=Path, nargs="?", help="a scenario file (default: a 3-node cluster)")

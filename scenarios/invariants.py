@@ -11,7 +11,8 @@
   an error answer is fine: the first clean-up may not have happened);
 * no orphan pods: every pod left at the end is terminal and labelled done (kept on purpose);
 * slots never leaked: an executor whose scheduler finished (or is still running) holds no running
-  key at the end. A crashed scheduler's executor is not judged: its memory died with it.
+  key at the end. A crashed scheduler's executor is not judged (its memory died with it), nor a
+  stopped one's (its running pods are left for another scheduler to adopt).
 
 Each violation names the task, the pods, when, and the pod changes and API calls that led there.
 """
@@ -194,8 +195,8 @@ def orphan_pods(world) -> list[Violation]:
 def leaked_slots(world) -> list[Violation]:
     found = []
     for job in world.jobs:
-        if job.ended == "crashed" or not job.executor.running:
-            continue
+        if job.ended in ("crashed", "stopped") or not job.executor.running:
+            continue   # a crashed one's memory is gone; a stopped one leaves its pods to adoption
         held = sorted(job.executor.running)
         how = "still running" if job.ended is None else f"ended ({job.ended})"
         found.append(Violation("slots never leaked", f"scheduler {job.job_id} {how} with {len(held)} running "

@@ -14,6 +14,7 @@ from .loader import LoadedScenario, ScenarioError, load
 from .runner import describe_failure, run
 
 SCENARIO_ROOT = "scenarios"
+NOT_SCENARIOS = ("mutants.yaml",)   # the mutation check's file lives beside the scenarios
 
 
 def pytest_addoption(parser):
@@ -30,7 +31,8 @@ def pytest_configure(config):
 
 
 def pytest_collect_file(file_path: Path, parent):
-    if file_path.suffix in (".yaml", ".yml") and SCENARIO_ROOT in file_path.parts:
+    if file_path.suffix in (".yaml", ".yml") and SCENARIO_ROOT in file_path.parts \
+            and file_path.name not in NOT_SCENARIOS:
         return ScenarioFile.from_parent(parent, path=file_path)
     return None
 

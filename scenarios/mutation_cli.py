@@ -1,0 +1,86 @@
+"""``kubesim mutate``: the mutation check's command line (see ``scenarios.mutation``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from .mutation import CATALOGUE, MUTANTS, MutationError, Outcome, load_mutants, run_all
+
+BAD_INPUT = 2
+
+
+def add_command(commands) -> None:
+    mutate = commands.add_parser("mutate", help="put upstream bugs back into the executor, one at a time, "
+                                 "and check that the catalogue fails for each")
+    mutate.add_argument("names", nargs="*", help="only these mutants (default: all)")
+    mutate.add_argument("--mutants", type=Path, default=MUTANTS, help="the mutants file")
+    mutate.add_argument("--catalogue", type=Path, default=CATALOGUE, help="the scenario files to run")
+    mutate.add_argument("--workers", type=int, default=2, help="mutants checked at once (processes)")
+    mutate.add_argument("--every-scenario", action="store_true",
+                        help="run every scenario against each mutant, not only until the first kill")
+    mutate.add_argument("--json", type=Path, dest="json_out", help="write the outcomes as JSON here")
+    mutate.add_argument("--list", action="store_true", help="list the mutants and their guards, run nothing")
+    mutate.set_defaults(handler=cmd_mutate)
+
+
+def cmd_mutate(args, console: Console) -> int:
+    try:
+        mutants = load_mutants(args.mutants)
+        if args.names:
+            unknown = sorted(set(args.names) - {m.name for m in mutants})
+            if unknown:
+                raise MutationError(f"no such mutant: {', '.join(unknown)} (see kubesim mutate --list)")
+            mutants = [m for m in mutants if m.name in args.names]
+        if args.list:
+            for mutant in mutants:
+                console.print(f"[bold]{mutant.name}[/]: {escape(mutant.behaviour)} "
+                              f"(guarded by {', '.join(mutant.guarded_by)})", highlight=False)
+            return 0
+        if args.workers < 1:
+            raise MutationError(f"--workers must be at least 1, not {args.workers}")
+        console.print(f"checking {len(mutants)} mutants against {args.catalogue} ({args.workers} at a time)")
+        outcomes = run_all(mutants, args.catalogue, args.workers, args.every_scenario,
+                           on_done=lambda outcome: console.print(progress_line(outcome), highlight=False))
+    except MutationError as exc:
+        console.print(f"[red]{escape(str(exc))}[/]")
+        return BAD_INPUT
+    console.print(table(outcomes))
+    killed = sum(o.killed for o in outcomes)
+    rate = killed / len(outcomes) if outcomes else 1.0
+    console.print(f"kill rate: {killed}/{len(outcomes)} = {rate:.0%}", highlight=False)
+    if args.json_out:
+        args.json_out.write_text(json.dumps([as_json(o) for o in outcomes], indent=2), encoding="utf-8")
+    return 0 if killed == len(outcomes) else 1
+
+
+def progress_line(outcome: Outcome) -> str:
+    name = escape(outcome.mutant.name)
+    if outcome.error:
+        return f"  [red]error[/]   {name}: {escape(outcome.error)}"
+    if outcome.killed:
+        return f"  [green]killed[/]  {name} by {escape(outcome.killed_by)} ({outcome.seconds:.1f}s)"
+    return f"  [red]SURVIVED[/] {name}: {outcome.scenarios_run} scenarios passed ({outcome.seconds:.1f}s)"
+
+
+def table(outcomes: list[Outcome]) -> Table:
+    grid = Table(title="mutation check", show_lines=False)
+    grid.add_column("mutant")
+    grid.add_column("upstream behaviour put back")
+    grid.add_column("killed by")
+    grid.add_column("first failure", overflow="fold")
+    for outcome in outcomes:
+        killer = escape(outcome.killed_by) if outcome.killed else ("[red]error[/]" if outcome.error else "[red]SURVIVED[/]")
+        grid.add_row(escape(outcome.mutant.name), escape(outcome.mutant.behaviour), killer,
+                     escape(outcome.failure or outcome.error)[:300])
+    return grid
+
+
+def as_json(outcome: Outcome) -> dict:
+    return {"mutant": outcome.mutant.name, "behaviour": outcome.mutant.behaviour, "killed": outcome.killed,
+            "killed_by": outcome.killed_by, "failure": outcome.failure, "error": outcome.error,
+            "scenarios_run": outcome.scenarios_run, "seconds": round(outcome.seconds, 2), "runs": outcome.runs}

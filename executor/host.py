@@ -234,6 +234,7 @@ class SchedulerJob:
         self.loops = 0
         self.running = False
         self.ended: str | None = None
+        self.shutdown_seconds = 0.0   # how long the last clean shutdown took
         self.stale_events = 0
         self.handle = None
 
@@ -314,8 +315,10 @@ class SchedulerJob:
         """A clean shutdown: the executor flushes everything it holds."""
         self.running = False
         self.ended = how
+        began = self.runtime.now()
         self.executor.end()
         self._process_events()
+        self.shutdown_seconds = self.runtime.now() - began
         self.store.unlock(self.job_id)
         self.store.jobs[self.job_id].state = State.SUCCESS
 

@@ -74,6 +74,7 @@ class KubernetesExecutor(Adoption, Publishing, BaseExecutor):
         self.launcher = PodLauncher(self.config, self.kube, self.runtime, self.job_id,
                                     self.resource_versions, self.mutation_hook)
         self.launcher.started = self.watchers_started
+        self.launcher.stats = self.stats
         self.clean_ups = CleanUps(self.runtime, self.launcher.delete, self.launcher.mark_done, self.stats)
         self.launcher.start()
         now = self.runtime.now()

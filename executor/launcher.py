@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+from collections import Counter
 from typing import NamedTuple
 
 from kubernetes import client
@@ -41,6 +42,7 @@ class PodLauncher:
         self.results = runtime.queue("watcher results")
         self.watchers: dict[str, JobWatcher] = {}
         self.restarts = 0
+        self.stats = Counter()   # the executor hands its own: watcher_deaths
         self.started: list[JobWatcher] = []
 
     # -- watchers ------------------------------------------------------------------------------
@@ -70,6 +72,7 @@ class PodLauncher:
                 log.error("watcher for %s died (%r); restarting from resourceVersion %s",
                           namespace, reason, resume)
                 self.restarts += 1
+                self.stats["watcher_deaths"] += 1
                 self.watchers[namespace] = self._start_watcher(namespace, resume)
 
     def kill_watchers(self) -> None:

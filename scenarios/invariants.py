@@ -9,7 +9,7 @@
 * one clean-up per pod: once the executor was told a pod is deleted (or labelled done), it sends
   that pod no further DELETE or done-label PATCH, whatever the answer to it would be (a retry after
   an error answer is fine: the first clean-up may not have happened);
-* no orphan pods: every pod left at the end is terminal and labelled done (kept on purpose);
+* no orphan pods: every task pod left at the end is terminal and labelled done (kept on purpose);
 * slots never leaked: an executor whose scheduler finished (or is still running) holds no running
   key at the end. A crashed scheduler's executor is not judged (its memory died with it), nor a
   stopped one's (its running pods are left for another scheduler to adopt).
@@ -184,9 +184,9 @@ def requeued_after_success(world) -> list[Violation]:
 
 
 def orphan_pods(world) -> list[Violation]:
-    orphans = [p["metadata"]["name"] for p in world.cluster.pods()
-               if (p.get("status") or {}).get("phase") not in TERMINAL_PHASES
-               or (p["metadata"].get("labels") or {}).get(DONE_LABEL) != "True"]
+    orphans = [p["metadata"]["name"] for p in world.cluster.pods() if try_key(p) is not None
+               and ((p.get("status") or {}).get("phase") not in TERMINAL_PHASES
+                    or (p["metadata"].get("labels") or {}).get(DONE_LABEL) != "True")]
     if not orphans:
         return []
     return [Violation("no orphan pods", f"{len(orphans)} pod(s) left behind: {orphans[:5]}", None, tuple(orphans[:5]))]

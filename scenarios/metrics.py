@@ -44,6 +44,15 @@ def pod_starts(trace: list[tuple]) -> list[float]:
     return starts
 
 
+def result_latencies(world) -> list[float]:
+    """Per reported try: from its pod's end (Succeeded or Failed) to the executor's report."""
+    ended: dict[str, float] = {}
+    for entry in world.cluster.trace:
+        if len(entry) == 7 and entry[3] == "Pod" and entry[6] in ("Succeeded", "Failed"):
+            ended.setdefault(entry[5], entry[0])
+    return [when - ended[pod] for when, _key, pod in world.reports if pod in ended]
+
+
 def phases_over_time(trace: list[tuple]) -> list[tuple[float, dict[str, int]]]:
     """(time, {phase: count}) after every pod change: the pods-by-phase plot's data."""
     current: dict[tuple, str] = {}
@@ -82,7 +91,7 @@ def compute(world, makespan: float) -> dict[str, float]:
     cluster, store = world.cluster, world.store
     calls = cluster.gateway.calls
     states = Counter(ti.state for ti in store.tis.values())
-    waits, starts = queue_waits(world), pod_starts(cluster.trace)
+    waits, starts, latencies = queue_waits(world), pod_starts(cluster.trace), result_latencies(world)
     executors = [job.executor for job in world.jobs]
     stats = Counter()
     for executor in executors:
@@ -99,8 +108,11 @@ def compute(world, makespan: float) -> dict[str, float]:
         "tasks_failed": states[State.FAILED],
         **{f"queue_wait_p{q}": round(percentile(waits, q), 3) for q in (50, 95, 99)},
         **{f"pod_start_p{q}": round(percentile(starts, q), 3) for q in (50, 95, 99)},
+        **{f"result_latency_p{q}": round(percentile(latencies, q), 3) for q in (50, 99)},
         "watch_restarts": max(0, watch_calls - namespaces * len(world.jobs)),
         "watch_410s": stats["watch_expired"],
+        "watch_resumes_from_0": cluster.server.watch_starts["0"],
+        "watcher_deaths": stats["watcher_deaths"],
         "replayed_events": stats["duplicate_terminal_events"],
         "retries": sum(max(0, ti.try_number - 1) for ti in store.tis.values()),
         "pods_created": calls.get(("create", 201), 0),
@@ -108,6 +120,7 @@ def compute(world, makespan: float) -> dict[str, float]:
         "api_errors": sum(n for (_verb, status), n in calls.items() if not (isinstance(status, int) and status < 400)),
         "scheduler_restarts": max(0, len(world.jobs) - 1),
         "adopted_pods": stats["adopted"],
+        "shutdown_seconds": round(max((job.shutdown_seconds for job in world.jobs), default=0.0), 3),
     }
 
 

@@ -108,12 +108,14 @@ def apply(mutant: Mutant, root: Path) -> None:
 
 
 def placements(edit: Edit) -> list[tuple[str, str]]:
-    """The edit's text as written, and (for a block of lines) at every indentation: a YAML block
-    loses the code's own indentation, and the replacement takes the indentation the find had."""
-    if "\n" not in edit.find.rstrip("\n"):
+    """The edit's text as written, or, for whole lines (a YAML block, ending in a newline), those
+    lines at every indentation: a YAML block loses the code's own indentation, and the
+    replacement takes the indentation the lines had."""
+    if not edit.find.endswith("\n"):
         return [(edit.find, edit.replace)]
-    find, replace = textwrap.dedent(edit.find).rstrip("\n"), textwrap.dedent(edit.replace).rstrip("\n")
-    return [(textwrap.indent(find, " " * n), textwrap.indent(replace, " " * n)) for n in range(0, 41, 4)]
+    find, replace = textwrap.dedent(edit.find), textwrap.dedent(edit.replace)
+    return [("\n" + textwrap.indent(find, " " * n), "\n" + textwrap.indent(replace, " " * n))
+            for n in range(0, 41, 4)]
 
 
 def scratch_tree(mutant: Mutant, into: Path) -> Path:

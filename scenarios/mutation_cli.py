@@ -68,15 +68,15 @@ def progress_line(outcome: Outcome) -> str:
 
 
 def table(outcomes: list[Outcome]) -> Table:
-    grid = Table(title="mutation check", show_lines=False)
-    grid.add_column("mutant")
-    grid.add_column("upstream behaviour put back")
-    grid.add_column("killed by")
-    grid.add_column("first failure", overflow="fold")
+    """One row a mutant: which scenario killed it and its first failure (the behaviour it names);
+    ``kubesim mutate --list`` says which upstream behaviour each mutant puts back."""
+    grid = Table(title="mutation check", expand=True)
+    grid.add_column("mutant", no_wrap=True, ratio=2)
+    grid.add_column("killed by", ratio=2, overflow="fold")
+    grid.add_column("first failure", ratio=5, overflow="fold")
     for outcome in outcomes:
         killer = escape(outcome.killed_by) if outcome.killed else ("[red]error[/]" if outcome.error else "[red]SURVIVED[/]")
-        grid.add_row(escape(outcome.mutant.name), escape(outcome.mutant.behaviour), killer,
-                     escape(outcome.failure or outcome.error)[:300])
+        grid.add_row(escape(outcome.mutant.name), killer, escape(outcome.failure or outcome.error)[:240])
     return grid
 
 

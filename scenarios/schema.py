@@ -269,9 +269,10 @@ class Bound(NumberOrObject):
 
 
 METRICS = ("makespan", "throughput", "tasks_succeeded", "tasks_failed", "queue_wait_p50", "queue_wait_p95",
-           "queue_wait_p99", "pod_start_p50", "pod_start_p95", "pod_start_p99", "watch_restarts",
-           "watch_410s", "replayed_events", "retries", "pods_created", "api_calls", "api_errors",
-           "scheduler_restarts", "adopted_pods")
+           "queue_wait_p99", "pod_start_p50", "pod_start_p95", "pod_start_p99", "result_latency_p50",
+           "result_latency_p99", "watch_restarts", "watch_410s", "watch_resumes_from_0", "watcher_deaths",
+           "replayed_events", "retries", "pods_created", "api_calls", "api_errors", "scheduler_restarts",
+           "adopted_pods", "shutdown_seconds")
 
 
 def known_metric(name: str) -> str:

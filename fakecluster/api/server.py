@@ -17,6 +17,7 @@ import base64
 import binascii
 import json
 import random
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 from urllib.parse import parse_qsl, unquote
@@ -105,6 +106,9 @@ class ApiServer:
         self.kernel, self.rng, self.utcnow = kernel, rng, utcnow
         self.options = options or ServerOptions()
         self.revision = Revision()
+        # Watches started, by where they start: "now" (no resourceVersion), "0" (any: every
+        # object replayed as ADDED) or "exact"; a client resuming from "0" shows up here.
+        self.watch_starts: Counter = Counter()
         self.strategies: dict[str, Strategy] = {
             "pods": PodStrategy(),
             "namespaces": NamespaceStrategy("namespaces", "Namespace", False, NAMESPACE_FIELDS),
@@ -292,6 +296,7 @@ class ApiServer:
         validate_list_options(rv or "", query.get("resourceVersionMatch") or "",
                               query.get("continue") or "", initial, watch=True)
         requested = parse_rv(rv) if rv else None
+        self.watch_starts["now" if rv is None else "0" if rv == "0" else "exact"] += 1
         timeout = parse_int(query.get("timeoutSeconds"), "timeoutSeconds")
         bookmarks = bool(parse_bool(query, "allowWatchBookmarks"))
         store = route.store

@@ -457,3 +457,18 @@ def test_invalid_executor_configs_are_rejected_with_a_reason(executor_config, re
     with pytest.raises(InvalidExecutorConfig) as raised:
         executor_config_pod_override(executor_config)
     assert reason in str(raised.value)
+
+
+def test_a_fatal_reason_in_any_container_status_fails_the_try():
+    """Init containers first, then every container, not only the first (upstream reads the base
+    container only): a sidecar that cannot pull its image keeps the pod Pending for ever."""
+    from executor.events import fatal_container_reason
+
+    fatal = frozenset({"ErrImagePull", "CreateContainerConfigError"})
+    waiting = lambda name, reason: {"name": name, "state": {"waiting": {"reason": reason, "message": "m"}}}
+    sidecar = {"containerStatuses": [waiting("base", "ContainerCreating"), waiting("proxy", "ErrImagePull")]}
+    init = {"initContainerStatuses": [waiting("setup", "CreateContainerConfigError")],
+            "containerStatuses": [waiting("base", "PodInitializing")]}
+    assert fatal_container_reason(sidecar, fatal) == "container proxy cannot start: ErrImagePull: m"
+    assert fatal_container_reason(init, fatal) == "container setup cannot start: CreateContainerConfigError: m"
+    assert fatal_container_reason({"containerStatuses": [waiting("base", "ContainerCreating")]}, fatal) is None

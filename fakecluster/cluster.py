@@ -22,6 +22,7 @@ from .kernel.engine import Kernel, ModelTimer, Process
 from .kernel.runtime import EPOCH, SimRuntime
 from .model.behaviour import Behaviour, BehaviourError, Outcome
 from .model.kubelet import Kubelets, ready
+from .model.namespaces import NamespaceController
 from .model.nodes import NodeState, node_object, parse_quantity, pod_requests, ready_condition
 from .model.scheduler import Scheduler, with_condition
 
@@ -80,6 +81,9 @@ class FakeCluster:
         self.kubelets = Kubelets(self.env, self.server.pods, self.timestamp, self.scheduler.release,
                                  record_event=self.record_event, delete=self._force_delete)
         self.server.pods.listeners.append(self._on_pod_change)
+        self.namespace_controller = NamespaceController(
+            self.env, self.server.stores["namespaces"], self.server.pods, self.server.stores["events"],
+            self.timestamp, delete_pod=lambda pod: self.server.delete_object(self.server.pods, pod, None))
         if trace:
             for store in self.server.stores.values():
                 store.listeners.append(self._recorder(store.kind))
@@ -216,6 +220,8 @@ class FakeCluster:
             return None
         meta = obj["metadata"]
         namespace = meta.get("namespace") or "default"
+        if self.namespace_controller.terminating and self.namespace_controller.is_terminating(namespace):
+            return None  # admission refuses new content there, the recorder's Events too
         store = self.server.stores["events"]
         when = self.timestamp()
         aggregate = (meta.get("uid"), reason, message, component, host)

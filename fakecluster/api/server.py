@@ -29,7 +29,8 @@ from .query import EXACT, META_GROUP, parse_bool, parse_int, parse_rv, parse_sto
 from .selectors import EVENT_FIELDS, NAMESPACE_FIELDS, NODE_FIELDS, SelectorError, parse_label_selector
 from .status import ApiError
 from .store import Change, Key, ResourceStore, Revision, key_of
-from .strategies import DELETE_OPTIONS, DecodeError, NamespaceStrategy, PodStrategy, Strategy, decode_typed
+from .strategies import (DELETE_OPTIONS, IMMORTAL_NAMESPACES, DecodeError, NamespaceStrategy, PodStrategy,
+                         Strategy, decode_typed)
 from .stream import Stream
 from .validation import go_quote
 from .watch import Watcher
@@ -382,8 +383,11 @@ class ApiServer:
         if body_ns and body_ns != route.namespace:
             raise errors.bad_request("the namespace of the provided object does not match the "
                                      "namespace sent on the request")
-        if self.stores["namespaces"].get("", route.namespace) is None:
+        found = self.stores["namespaces"].get("", route.namespace)
+        if found is None:
             raise errors.not_found("namespaces", route.namespace)
+        if found["metadata"].get("deletionTimestamp"):
+            raise namespace_terminating(route.store.resource, meta, route.namespace)
         return route.namespace
 
     @staticmethod
@@ -465,6 +469,8 @@ class ApiServer:
         return json_reply(200, route.store.replace(new))
 
     def _delete(self, route: Route, request: Request) -> Reply:
+        if route.store.resource == "namespaces" and route.name in IMMORTAL_NAMESPACES:
+            raise errors.forbidden("namespaces", route.name, "this namespace may not be deleted")
         options = self._delete_options(request)
         current = self._existing(route)
         if options.get("preconditions"):
@@ -505,6 +511,9 @@ class ApiServer:
                       dry_run: bool = False) -> dict:
         """Delete now (grace 0) or mark for graceful deletion; returns the object as answered."""
         strategy = self.strategies[store.resource]
+        held = strategy.begin_finalization(current, self.utcnow())
+        if held is not None:  # kept until a controller finalizes it (a namespace: Terminating)
+            return held if held is current or dry_run else store.replace(held)
         grace = strategy.grace_period(current, requested_grace)
         meta = current["metadata"]
         namespace, name = meta.get("namespace", ""), meta["name"]
@@ -624,6 +633,17 @@ CONTINUE_EXPIRED = (
     "to retrieve the remainder of the results. Continuing with the provided token results in an "
     "inconsistent list - objects that were created, modified, or deleted between the time the "
     "first chunk was returned and now may show up in the list.")
+
+
+def namespace_terminating(resource: str, meta: dict, namespace: str) -> ApiError:
+    """NamespaceLifecycle admission's 403 for a create in a namespace being deleted (the name is
+    the object's, or its generateName: admission runs before a name is generated)."""
+    name = meta.get("name") or meta.get("generateName") or "Unknown"
+    error = errors.forbidden(resource, name, f"unable to create new content in namespace {namespace} "
+                                             f"because it is being terminated")
+    error.details["causes"] = [{"reason": "NamespaceTerminating", "message": f"namespace {namespace} is being terminated",
+                                "field": "metadata.namespace"}]
+    return error
 
 
 def finalized(obj: dict) -> bool:

@@ -193,6 +193,9 @@ class Kubectl:
         assert done.returncode != 0, f"kubectl {' '.join(args)} succeeded: {done.stdout}"
         return done.stderr
 
+    def table(self, *args: str) -> list[list[str]]:
+        return table(self(*args))
+
     def run(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
         return subprocess.run([self.binary, *args], input=stdin, env=self.env, capture_output=True,
                               text=True, timeout=60)

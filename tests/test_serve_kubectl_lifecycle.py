@@ -8,7 +8,7 @@ import pytest
 
 from serving import Kubectl, find_kubectl, new_cluster, phase, pod, serving, wait_for, wait_pod
 
-QUICK_STOP = {"kubesim.io/run-seconds": "3600", "kubesim.io/stop-seconds": "2"}
+SLOW_STOP = {"kubesim.io/run-seconds": "3600", "kubesim.io/stop-seconds": "60"}   # 3 s of wall time at 20x
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def test_kubectl_cannot_delete_the_immortal_namespaces(cluster):
 def test_kubectl_delete_namespace_waits_while_its_pods_terminate(cluster):
     server, kubectl = cluster
     assert kubectl("create", "namespace", "doomed").strip() == "namespace/doomed created"
-    kubectl("create", "-n", "doomed", "-f", kubectl.manifest("inside", annotations=QUICK_STOP))
+    kubectl("create", "-n", "doomed", "-f", kubectl.manifest("inside", annotations=SLOW_STOP))
     wait_pod(server, "inside", lambda p: phase(p) == "Running", "Running", namespace="doomed")
     deleting = kubectl.popen("delete", "namespace", "doomed")
     wait_for(lambda: (namespace(server, "doomed") or {}).get("status", {}).get("phase") == "Terminating",
@@ -48,3 +48,92 @@ def test_kubectl_delete_namespace_waits_while_its_pods_terminate(cluster):
     out, _ = deleting.communicate(timeout=60)
     assert deleting.returncode == 0 and out.strip() == 'namespace "doomed" deleted'
     assert namespace(server, "doomed") is None and pod(server, "inside", "doomed") is None
+
+
+# -- nodes -----------------------------------------------------------------------------------------
+
+def write(kubectl: Kubectl, name: str, text: str) -> str:
+    path = kubectl.home / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def pinned_pod(kubectl: Kubectl, name: str, spec: str) -> str:
+    """A long-running pod manifest with extra spec lines (already indented by two spaces)."""
+    return write(kubectl, f"{name}.yaml", f"""\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  annotations: {{"kubesim.io/run-seconds": "3600", "kubesim.io/stop-seconds": "1"}}
+spec:
+{spec}
+  containers:
+  - name: main
+    image: busybox:1.36
+""")
+
+
+def scheduling_message(p: dict) -> str:
+    return next((c.get("message", "") for c in p["status"].get("conditions", []) if c["type"] == "PodScheduled"), "")
+
+
+def test_cordon_drain_and_uncordon_steer_the_scheduler(cluster):
+    server, kubectl = cluster
+    kubectl("create", "-f", pinned_pod(kubectl, "drained", "  nodeName: node-3"))
+    wait_pod(server, "drained", lambda p: phase(p) == "Running", "Running")
+    assert kubectl("cordon", "node-3").strip() == "node/node-3 cordoned"
+    drained = kubectl("drain", "node-3", "--force", "--timeout=60s")
+    assert "pod/drained deleted" in drained and "node/node-3 drained" in drained
+    assert pod(server, "drained") is None
+    nodes = {row[0]: row[1] for row in kubectl.table("get", "nodes")[1:]}
+    assert nodes["node-3"] == "Ready,SchedulingDisabled" and nodes["node-1"] == "Ready"
+    kubectl("create", "-f", pinned_pod(kubectl, "wants-3", "  nodeSelector: {kubernetes.io/hostname: node-3}"))
+    waiting = wait_pod(server, "wants-3", scheduling_message, "a PodScheduled message")
+    assert scheduling_message(waiting).startswith(
+        "0/3 nodes are available: 1 node(s) were unschedulable, 2 node(s) didn't match Pod's node affinity/selector.")
+    assert kubectl("uncordon", "node-3").strip() == "node/node-3 uncordoned"
+    running = wait_pod(server, "wants-3", lambda p: phase(p) == "Running", "Running after uncordon")
+    assert running["spec"]["nodeName"] == "node-3"
+
+
+def test_taints_and_labels_set_with_kubectl_steer_where_pods_go(cluster):
+    server, kubectl = cluster
+    assert kubectl("taint", "nodes", "node-1", "node-2", "node-3", "dedicated=gpu:NoSchedule").split() == [
+        "node/node-1", "tainted", "node/node-2", "tainted", "node/node-3", "tainted"]
+    try:
+        kubectl("create", "-f", pinned_pod(kubectl, "untolerant", "  nodeSelector: {disk: ssd}"))
+        kubectl("create", "-f", pinned_pod(kubectl, "tolerant", """\
+  nodeSelector: {disk: ssd}
+  tolerations: [{key: dedicated, operator: Equal, value: gpu, effect: NoSchedule}]"""))
+        wait_pod(server, "untolerant", scheduling_message, "a PodScheduled message")
+        described = kubectl("describe", "pod", "untolerant")
+        assert "0/3 nodes are available: 3 node(s) had untolerated taint {dedicated: gpu}." in described
+        assert kubectl("label", "node", "node-2", "disk=ssd").strip() == "node/node-2 labeled"
+        tolerant = wait_pod(server, "tolerant", lambda p: phase(p) == "Running", "Running once node-2 has the label")
+        assert tolerant["spec"]["nodeName"] == "node-2"
+        assert pod(server, "untolerant")["spec"].get("nodeName") is None
+    finally:
+        kubectl("taint", "nodes", "node-1", "node-2", "node-3", "dedicated-")
+        kubectl("delete", "pod", "untolerant", "tolerant", "--wait=false")
+
+
+def test_nodes_created_and_deleted_with_kubectl(cluster):
+    server, kubectl = cluster
+    node = write(kubectl, "node.yaml", """\
+apiVersion: v1
+kind: Node
+metadata:
+  name: extra
+  labels: {pool: extra}
+status:
+  capacity: {cpu: "4", memory: 16Gi, pods: "20"}
+""")
+    assert kubectl("create", "-f", node).strip() == "node/extra created"
+    kubectl("create", "-f", pinned_pod(kubectl, "on-extra", "  nodeSelector: {pool: extra}"))
+    running = wait_pod(server, "on-extra", lambda p: phase(p) == "Running", "Running on the new node")
+    assert running["spec"]["nodeName"] == "extra"
+    rows = {row[0]: row[1] for row in kubectl.table("get", "nodes")[1:]}
+    assert rows["extra"] == "Ready"
+    assert kubectl("delete", "node", "extra").strip() == 'node "extra" deleted'
+    wait_for(lambda: pod(server, "on-extra") is None, "the pod of the deleted node to be garbage-collected")

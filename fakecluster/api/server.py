@@ -29,8 +29,8 @@ from .query import EXACT, META_GROUP, parse_bool, parse_int, parse_rv, parse_sto
 from .selectors import EVENT_FIELDS, NAMESPACE_FIELDS, NODE_FIELDS, SelectorError, parse_label_selector
 from .status import ApiError
 from .store import Change, Key, ResourceStore, Revision, key_of
-from .strategies import (DELETE_OPTIONS, IMMORTAL_NAMESPACES, DecodeError, NamespaceStrategy, PodStrategy,
-                         Strategy, decode_typed)
+from .strategies import (DELETE_OPTIONS, IMMORTAL_NAMESPACES, DecodeError, NamespaceStrategy, NodeStrategy,
+                         PodStrategy, Strategy, decode_typed)
 from .stream import Stream
 from .validation import go_quote
 from .watch import Watcher
@@ -109,7 +109,7 @@ class ApiServer:
         self.strategies: dict[str, Strategy] = {
             "pods": PodStrategy(),
             "namespaces": NamespaceStrategy("namespaces", "Namespace", False, NAMESPACE_FIELDS),
-            "nodes": Strategy("nodes", "Node", False, NODE_FIELDS),
+            "nodes": NodeStrategy("nodes", "Node", False, NODE_FIELDS),
             "events": Strategy("events", "Event", True, EVENT_FIELDS),
         }
         self.stores = {name: ResourceStore(name, s.kind, s.namespaced, self.revision,

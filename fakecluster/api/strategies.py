@@ -93,6 +93,14 @@ class NamespaceStrategy(Strategy):
                 "status": {**namespace.get("status", {}), "phase": "Terminating"}}
 
 
+class NodeStrategy(Strategy):
+    def prepare_update(self, new: dict, old: dict, subresource: str | None) -> dict:
+        """As for pods: the main resource cannot change status, the status subresource only status."""
+        if subresource == "status":
+            return {**old, "metadata": merge_meta_for_status(new, old), "status": new.get("status", {})}
+        return {**new, "status": old.get("status", {})}
+
+
 class PodStrategy(Strategy):
     def __init__(self):
         super().__init__("pods", "Pod", True, POD_FIELDS)
@@ -486,5 +494,5 @@ DELETE_OPTIONS = Struct("v1.DeleteOptions", {
 })
 
 
-__all__ = ["Strategy", "PodStrategy", "NamespaceStrategy", "IMMORTAL_NAMESPACES", "SelectorError", "TERMINAL_PHASES",
+__all__ = ["Strategy", "PodStrategy", "NamespaceStrategy", "NodeStrategy", "IMMORTAL_NAMESPACES", "SelectorError", "TERMINAL_PHASES",
            "DecodeError", "DELETE_OPTIONS", "decode_typed"]

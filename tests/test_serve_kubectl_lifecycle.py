@@ -137,3 +137,17 @@ status:
     assert rows["extra"] == "Ready"
     assert kubectl("delete", "node", "extra").strip() == 'node "extra" deleted'
     wait_for(lambda: pod(server, "on-extra") is None, "the pod of the deleted node to be garbage-collected")
+
+
+# -- patches -------------------------------------------------------------------------------------
+
+def test_kubectl_json_patch_that_does_not_apply_reads_as_on_kubernetes(cluster):
+    server, kubectl = cluster
+    kubectl("create", "-f", kubectl.manifest("patched", {"app": "web"}))
+    error = kubectl.fails("patch", "pod", "patched", "--type=json",
+                          "-p", '[{"op": "test", "path": "/metadata/labels/app", "value": "db"}]')
+    assert error.strip() == "The request is invalid: the server rejected our request due to an error in our request"
+    assert kubectl("patch", "pod", "patched", "--type=json",
+                   "-p", '[{"op": "replace", "path": "/metadata/labels/app", "value": "db"}]').strip() == \
+        "pod/patched patched"
+    assert pod(server, "patched")["metadata"]["labels"] == {"app": "db"}

@@ -23,8 +23,8 @@ from urllib.parse import parse_qsl, unquote
 
 from ..kernel.engine import Kernel
 from . import status as errors
-from .decoding import decode_json, decode_yaml, find_kind_error, summarize
-from .patch import SUPPORTED_PATCH_TYPES, PatchError, apply_patch, go_json_type
+from .decoding import decode_json, decode_yaml, find_kind_error, go_json_type, summarize
+from .patch import SUPPORTED_PATCH_TYPES, PatchError, apply_patch
 from .query import EXACT, META_GROUP, parse_bool, parse_int, parse_rv, parse_stored_rv, validate_list_options
 from .selectors import EVENT_FIELDS, NAMESPACE_FIELDS, NODE_FIELDS, SelectorError, parse_label_selector
 from .status import ApiError
@@ -433,7 +433,11 @@ class ApiServer:
         try:
             patched = apply_patch(current, request.body or b"", content_type)
         except PatchError as exc:
-            raise ApiError(exc.code, exc.reason, exc.message) from None
+            raise ApiError(exc.code, exc.reason, exc.message, exc.details) from None
+        if not isinstance(patched, dict):  # a JSON Patch can leave any JSON value
+            raise errors.invalid("", "", [errors.invalid_cause(
+                "patch", compact_json(patched), f"couldn't get version/kind; json parse error: "
+                                                 f"{find_kind_error(patched)}")])
         try:
             patched = route.strategy.decode(patched)
         except DecodeError as exc:  # the patched JSON no longer fits the typed object

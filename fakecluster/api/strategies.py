@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from . import validation
-from .patch import go_json_type
+from .decoding import go_json_type
 from .selectors import POD_FIELDS, FieldSelector, SelectableFields, SelectorError, parse_field_selector
 
 TERMINAL_PHASES = ("Succeeded", "Failed")

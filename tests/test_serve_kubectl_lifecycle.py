@@ -151,3 +151,26 @@ def test_kubectl_json_patch_that_does_not_apply_reads_as_on_kubernetes(cluster):
                    "-p", '[{"op": "replace", "path": "/metadata/labels/app", "value": "db"}]').strip() == \
         "pod/patched patched"
     assert pod(server, "patched")["metadata"]["labels"] == {"app": "db"}
+
+
+# -- field validation ----------------------------------------------------------------------------
+
+def test_kubectl_s_strict_field_validation_refuses_unknown_fields_and_warn_drops_them(cluster):
+    server, kubectl = cluster
+    typo = write(kubectl, "typo.yaml", """\
+apiVersion: v1
+kind: Pod
+metadata: {name: typo}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: main, image: busybox:1.36, imagePullPolicyy: Always}
+""")
+    error = kubectl.fails("create", "-f", typo)
+    assert f'Error from server (BadRequest): error when creating "{typo}": Pod in version "v1" cannot be handled ' \
+           'as a Pod: strict decoding error: unknown field "spec.containers[0].imagePullPolicyy"' in error
+    assert pod(server, "typo") is None
+    warned = kubectl.run("create", "--validate=warn", "-f", typo)
+    assert warned.returncode == 0 and warned.stdout.strip() == "pod/typo created"
+    assert 'Warning: unknown field "spec.containers[0].imagePullPolicyy"' in warned.stderr
+    assert "imagePullPolicyy" not in pod(server, "typo")["spec"]["containers"][0]

@@ -25,6 +25,7 @@ from ..kernel.engine import Kernel
 from . import status as errors
 from .decoding import decode_json, decode_yaml, find_kind_error, go_json_type, summarize
 from .patch import SUPPORTED_PATCH_TYPES, PatchError, apply_patch
+from .schema import kind_schema, unknown_fields, without_fields
 from .query import EXACT, META_GROUP, parse_bool, parse_int, parse_rv, parse_stored_rv, validate_list_options
 from .selectors import EVENT_FIELDS, NAMESPACE_FIELDS, NODE_FIELDS, SelectorError, parse_label_selector
 from .status import ApiError
@@ -37,6 +38,7 @@ from .watch import Watcher
 from .wire import dumps
 
 MAX_BODY_BYTES = 3 * 1024 * 1024          # kube-apiserver's MaxRequestBodyBytes
+FIELD_VALIDATION = ("Ignore", "Strict", "Warn")  # the fieldValidation directives (sorted, as Go lists them)
 TOO_NEW_RV_WAIT = 3.0                      # the watch cache's blockTimeout
 CONTINUE_TTL = 300.0                       # continue tokens outlive etcd compaction by ~5 min
 GENERATE_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
@@ -51,6 +53,7 @@ class Request:
     headers: dict[str, str] = field(default_factory=dict)  # lower-case names
     body: bytes | None = None
     parts: list[str] = field(init=False, repr=False)  # the path's segments, for gateway and router
+    warnings: list[str] = field(default_factory=list, repr=False)  # sent back as Warning headers
 
     @classmethod
     def from_url(cls, method: str, url: str, headers: dict | None = None, body: bytes | None = None):
@@ -127,7 +130,10 @@ class ApiServer:
 
     def handle(self, request: Request) -> Reply | WatchReply:
         try:
-            return self._dispatch(request)
+            reply = self._dispatch(request)
+            if request.warnings:
+                reply.headers["Warning"] = warning_header(request.warnings)
+            return reply
         except ApiError as error:
             return error_reply(error)
         except Exception as exc:  # a bug here must still answer like a server, never a traceback
@@ -352,7 +358,7 @@ class ApiServer:
     def _create(self, route: Route, request: Request) -> Reply:
         strategy, store = route.strategy, route.store
         dry_run = self._dry_run(request.query.get("dryRun"), "CreateOptions")
-        obj = self._decode_body(request, strategy)
+        obj = self._known_fields(request, strategy, self._decode_body(request, strategy), "CreateOptions")
         meta = dict(obj.get("metadata") or {})
         namespace = self._target_namespace(route, meta)
         resource_version = meta.pop("resourceVersion", None)
@@ -415,7 +421,7 @@ class ApiServer:
 
     def _replace(self, route: Route, request: Request) -> Reply:
         dry_run = self._dry_run(request.query.get("dryRun"), "UpdateOptions")
-        new = self._decode_body(request, route.strategy)
+        new = self._known_fields(request, route.strategy, self._decode_body(request, route.strategy), "UpdateOptions")
         self._check_identity(route, new.get("metadata") or {})
         current = self._existing(route)
         uid, ours = (new.get("metadata") or {}).get("uid"), current["metadata"]["uid"]
@@ -442,6 +448,7 @@ class ApiServer:
             patched = route.strategy.decode(patched)
         except DecodeError as exc:  # the patched JSON no longer fits the typed object
             raise errors.invalid("", "", [errors.invalid_cause("patch", compact_json(patched), str(exc))]) from None
+        patched = self._known_fields(request, route.strategy, patched, "PatchOptions", patch=True)
         self._check_identity(route, patched.get("metadata") or {})
         return self._update(route, current, patched, dry_run)
 
@@ -571,6 +578,27 @@ class ApiServer:
         return options
 
     @staticmethod
+    def _known_fields(request: Request, strategy: Strategy, obj: dict, options_kind: str,
+                      patch: bool = False) -> dict:
+        """fieldValidation: unknown fields are refused (Strict), dropped with a warning (Warn, the
+        default) or dropped (Ignore), as kube-apiserver's strict decoding does."""
+        directive = request.query.get("fieldValidation") or "Warn"
+        if directive not in FIELD_VALIDATION:
+            raise errors.invalid(options_kind, "", [errors.not_supported_cause(
+                "fieldValidation", directive, ["", *FIELD_VALIDATION])], META_GROUP)
+        schema = kind_schema(strategy.kind)
+        unknown = unknown_fields(obj, schema) if schema is not None else ()
+        if not unknown:
+            return obj
+        problems = [f"unknown field {go_quote(path)}" for path in unknown]
+        if directive == "Strict":
+            why = "strict decoding error: " + ", ".join(problems)
+            raise errors.bad_request(why) if patch else _cannot_handle(obj, strategy, why)
+        if directive == "Warn":
+            request.warnings += problems
+        return without_fields(obj, schema, set(unknown))
+
+    @staticmethod
     def _dry_run(values, options_kind: str) -> bool:
         """``dryRun``: only "All" exists; the request is checked in full but nothing is stored."""
         if values is None:
@@ -648,6 +676,11 @@ def namespace_terminating(resource: str, meta: dict, namespace: str) -> ApiError
     error.details["causes"] = [{"reason": "NamespaceTerminating", "message": f"namespace {namespace} is being terminated",
                                 "field": "metadata.namespace"}]
     return error
+
+
+def warning_header(warnings: list[str]) -> str:
+    """RFC 7234 Warning values as kube-apiserver sends them: code 299, agent "-", quoted text."""
+    return ", ".join(f"299 - {go_quote(text)}" for text in dict.fromkeys(warnings))
 
 
 def finalized(obj: dict) -> bool:

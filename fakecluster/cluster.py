@@ -22,6 +22,7 @@ from .kernel.engine import Kernel, ModelTimer, Process
 from .kernel.runtime import EPOCH, SimRuntime
 from .model.behaviour import Behaviour, BehaviourError, Outcome
 from .model.kubelet import Kubelets, ready
+from .model.logs import container_log
 from .model.namespaces import NamespaceController
 from .model.nodecontroller import NodeController, node_size, with_taints
 from .model.nodes import NodeState, node_object, parse_quantity, pod_requests, ready_condition
@@ -82,6 +83,8 @@ class FakeCluster:
         self.kubelets = Kubelets(self.env, self.server.pods, self.timestamp, self.scheduler.release,
                                  record_event=self.record_event, delete=self._force_delete)
         self.server.pods.listeners.append(self._on_pod_change)
+        self.server.log_source = lambda pod, container, previous: container_log(
+            pod, container, previous, self._outcomes.get(pod["metadata"]["uid"]))
         self.node_controller = NodeController(
             self.env, self.nodes, self.server.stores["nodes"], self.server.pods, self.timestamp,
             new_node=self._node_from_api, nodes_changed=self.scheduler.nodes_changed,

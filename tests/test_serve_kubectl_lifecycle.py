@@ -174,3 +174,29 @@ spec:
     assert warned.returncode == 0 and warned.stdout.strip() == "pod/typo created"
     assert 'Warning: unknown field "spec.containers[0].imagePullPolicyy"' in warned.stderr
     assert "imagePullPolicyy" not in pod(server, "typo")["spec"]["containers"][0]
+
+
+# -- logs, exec ------------------------------------------------------------------------------------
+
+def test_kubectl_logs_follow_tail_timestamps_and_container(cluster):
+    server, kubectl = cluster
+    kubectl("create", "-f", kubectl.manifest("talker", annotations={"kubesim.io/run-seconds": "40"}, restart="Never"))
+    wait_pod(server, "talker", lambda p: phase(p) == "Running", "Running")
+    started = "kubesim: container main started (busybox:1.36); the behaviour model runs it for 40s"
+    assert kubectl("logs", "talker").splitlines() == [started]
+    followed = kubectl("logs", "-f", "talker")           # returns when the container ends (2 s of wall time)
+    assert followed.splitlines() == [started, "kubesim: finished (exit code 0)"]
+    assert kubectl("logs", "talker", "--tail=1", "-c", "main").splitlines() == ["kubesim: finished (exit code 0)"]
+    finished = pod(server, "talker")["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert kubectl("logs", "talker", "--timestamps").splitlines() == [
+        f"{finished['startedAt']} {started}", f"{finished['finishedAt']} kubesim: finished (exit code 0)"]
+
+
+def test_kubectl_exec_attach_and_port_forward_are_told_kubesim_does_not_serve_them(cluster):
+    server, kubectl = cluster
+    kubectl("create", "-f", kubectl.manifest("shell"))
+    wait_pod(server, "shell", lambda p: phase(p) == "Running", "Running")
+    assert "Error from server (MethodNotAllowed): kubesim does not serve pods/exec: pod \"shell\" is simulated" in \
+        kubectl.fails("exec", "shell", "--", "ls")
+    assert "kubesim does not serve pods/attach" in kubectl.fails("attach", "shell")
+    assert "kubesim does not serve pods/portforward" in kubectl.fails("port-forward", "pod/shell", "0:80")

@@ -18,6 +18,7 @@ import binascii
 import json
 import random
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Callable
 from urllib.parse import parse_qsl, unquote
 
@@ -25,6 +26,7 @@ from ..kernel.engine import Kernel
 from . import status as errors
 from .decoding import decode_json, decode_yaml, find_kind_error, go_json_type, summarize
 from .patch import SUPPORTED_PATCH_TYPES, PatchError, apply_patch
+from .logs import PLAIN_TEXT, UNSERVED, LogSource, pod_log, unserved
 from .schema import kind_schema, unknown_fields, without_fields
 from .query import EXACT, META_GROUP, parse_bool, parse_int, parse_rv, parse_stored_rv, validate_list_options
 from .selectors import EVENT_FIELDS, NAMESPACE_FIELDS, NODE_FIELDS, SelectorError, parse_label_selector
@@ -78,8 +80,10 @@ class Reply:
 
 @dataclass
 class WatchReply:
+    """A streaming answer: a watch, or a followed log (its ``watcher`` is then the LogFollower)."""
     stream: Stream
     watcher: Watcher
+    content_type: str = "application/json"
 
 
 @dataclass
@@ -120,6 +124,7 @@ class ApiServer:
                                            clock=lambda: kernel.env.now)
                        for name, s in self.strategies.items()}
         self.compacted_rv = 0
+        self.log_source: LogSource | None = None   # the cluster model's container logs (pods/log)
         self._rv_waiters: list[tuple[int, object]] = []  # while any, every store's first listener releases them
 
     @property
@@ -145,7 +150,7 @@ class ApiServer:
         route = self.route(request.parts)
         method = request.method
         if route.subresource not in (None, "status"):
-            raise errors.unknown_resource()
+            return self._pod_subresource(route, request)
         handler = _HANDLERS.get((method, route.name is not None))
         # deletecollection is served within one namespace only (not across all, not cluster-wide)
         wide_delete = handler is ApiServer._delete_collection and route.namespace is None
@@ -171,6 +176,26 @@ class ApiServer:
         name = rest[0] if rest else None
         subresource = rest[1] if len(rest) > 1 else None
         return Route(self.stores[resource], strategy, namespace, name, subresource)
+
+    # -- subresources beyond status -------------------------------------------------------------
+
+    def _pod_subresource(self, route: Route, request: Request) -> Reply | WatchReply:
+        """pods/log from the model's log source; exec, attach, portforward: a Status saying no."""
+        subresource = route.subresource
+        if route.store.resource != "pods" or (subresource != "log" and subresource not in UNSERVED):
+            raise errors.unknown_resource()
+        if subresource == "log" and request.method != "GET":
+            raise errors.method_not_allowed(request.method)
+        pod = self._existing(route)
+        if subresource != "log":
+            raise unserved(subresource, route.name)
+        if self.log_source is None:
+            raise errors.unknown_resource()
+        now = datetime.fromisoformat(self.utcnow().replace("Z", "+00:00"))
+        body, follower = pod_log(pod, request.query, self.log_source, now, self.kernel, self.pods)
+        if follower is None:
+            return Reply(200, body, dict(PLAIN_TEXT))
+        return WatchReply(body, follower, "text/plain")
 
     # -- reads ---------------------------------------------------------------------------------
 

@@ -259,6 +259,7 @@ class HttpFrontDoor:
             answer.stream.close_from_client()
             return
         exchange.stream, exchange.process = answer.stream, self.kernel.current()
+        exchange.content_type = answer.content_type
         answer.watcher.max_pending = self.limits.watch_backlog_bytes  # after the initial events
         exchange.answers.put(WATCH)
         self._forward(exchange)
@@ -298,7 +299,7 @@ class HttpFrontDoor:
         """Write the watch's events as HTTP chunks until it ends, breaks, or the client leaves."""
         ended = False
         try:
-            conn.send(response_head(200, {"Content-Type": "application/json", "Transfer-Encoding": "chunked"}))
+            conn.send(response_head(200, {"Content-Type": exchange.content_type, "Transfer-Encoding": "chunked"}))
             while not self._stopping.is_set():
                 chunks, outcome = exchange.pipe.take(POLL)
                 if chunks:

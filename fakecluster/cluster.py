@@ -22,13 +22,15 @@ from .kernel.engine import Kernel, ModelTimer, Process
 from .kernel.runtime import EPOCH, SimRuntime
 from .model.behaviour import Behaviour, BehaviourError, Outcome
 from .model.kubelet import Kubelets, ready
+from .model.logs import container_log
+from .model.namespaces import NamespaceController
+from .model.nodecontroller import NodeController, node_size, with_taints
 from .model.nodes import NodeState, node_object, parse_quantity, pod_requests, ready_condition
 from .model.scheduler import Scheduler, with_condition
 from .tenants import Churn, run_churn
 
 HOST = "https://kubesim.local"
 NODE_MONITOR_GRACE = 50.0       # node-monitor-grace-period since v1.32
-TOLERATION_SECONDS = 300.0      # DefaultTolerationSeconds for unreachable nodes
 POD_GC_QUARANTINE = 40.0        # PodGC waits this long before deleting pods of a missing node
 UNREACHABLE = "node.kubernetes.io/unreachable"
 TERMINAL = ("Succeeded", "Failed")
@@ -72,6 +74,7 @@ class FakeCluster:
         self._outcomes: dict[str, Outcome] = {}  # by pod uid, while the pod exists
         self.nodes: dict[str, NodeState] = {}
         self._node_serial = 0
+        self._node_size = (node_cpu, node_memory, node_pods)   # for Nodes created through the API
         self._event_names: dict[tuple, tuple[str, str]] = {}
         self.scheduler = Scheduler(self.env, self.server.pods, self.nodes, self.outcome,
                                    self._bound, self.timestamp, scheduling_delay,
@@ -81,6 +84,15 @@ class FakeCluster:
         self.kubelets = Kubelets(self.env, self.server.pods, self.timestamp, self.scheduler.release,
                                  record_event=self.record_event, delete=self._force_delete)
         self.server.pods.listeners.append(self._on_pod_change)
+        self.server.log_source = lambda pod, container, previous: container_log(
+            pod, container, previous, self._outcomes.get(pod["metadata"]["uid"]))
+        self.node_controller = NodeController(
+            self.env, self.nodes, self.server.stores["nodes"], self.server.pods, self.timestamp,
+            new_node=self._node_from_api, nodes_changed=self.scheduler.nodes_changed,
+            node_deleted=self._node_deleted, evict=self._taint_evict)
+        self.namespace_controller = NamespaceController(
+            self.env, self.server.stores["namespaces"], self.server.pods, self.server.stores["events"],
+            self.timestamp, delete_pod=lambda pod: self.server.delete_object(self.server.pods, pod, None))
         if trace:
             for store in self.server.stores.values():
                 store.listeners.append(self._recorder(store.kind))
@@ -171,15 +183,26 @@ class FakeCluster:
         """Add a Ready node; waiting pods get another scheduling attempt."""
         if name in self.nodes:
             raise ValueError(f"node {name!r} already exists")
-        serial = self._node_serial
-        self._node_serial += 1
-        state = NodeState(name, parse_quantity(cpu), parse_quantity(memory), int(pods),
-                          labels={"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
-                                  "kubernetes.io/arch": "amd64", **(labels or {})},
-                          ip=f"192.168.{serial // 250}.{serial % 250 + 1}")
+        state = self._node_state(name, parse_quantity(cpu), parse_quantity(memory), int(pods), labels or {})
         self.nodes[name] = state
         self.server.stores["nodes"].create(node_object(state, self.timestamp()))
         self.scheduler.nodes_changed()
+        return state
+
+    def _node_state(self, name: str, cpu: float, memory: float, pods: int, labels: dict) -> NodeState:
+        serial = self._node_serial
+        self._node_serial += 1
+        return NodeState(name, cpu, memory, pods,
+                         labels={"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+                                 "kubernetes.io/arch": "amd64", **labels},
+                         ip=f"192.168.{serial // 250}.{serial % 250 + 1}")
+
+    def _node_from_api(self, obj: dict) -> NodeState:
+        """The state of a Node created through the API (its simulated kubelet registers it)."""
+        cpu, memory, pods = node_size(obj, *self._node_size)
+        spec = obj.get("spec") or {}
+        state = self._node_state(obj["metadata"]["name"], cpu, memory, pods, obj["metadata"].get("labels") or {})
+        state.unschedulable, state.taints = bool(spec.get("unschedulable")), list(spec.get("taints") or [])
         return state
 
     def outcome(self, pod: dict) -> Outcome:
@@ -217,6 +240,8 @@ class FakeCluster:
             return None
         meta = obj["metadata"]
         namespace = meta.get("namespace") or "default"
+        if self.namespace_controller.terminating and self.namespace_controller.is_terminating(namespace):
+            return None  # admission refuses new content there, the recorder's Events too
         store = self.server.stores["events"]
         when = self.timestamp()
         aggregate = (meta.get("uid"), reason, message, component, host)
@@ -323,33 +348,23 @@ class FakeCluster:
         node = self.nodes.get(name)
         if node is None or node.ready or node.generation != generation:
             return
-        node.unreachable = True
         when = self.timestamp()
-        taints = [{"key": UNREACHABLE, "effect": "NoSchedule", "timeAdded": when},
-                  {"key": UNREACHABLE, "effect": "NoExecute", "timeAdded": when}]
-        self.server.stores["nodes"].update("", name, lambda n: {
-            **n, "spec": {**n["spec"], "taints": taints},
-            "status": {**n["status"], "conditions": [ready_condition(None, when)]}})
         for key in sorted(node.pods):
             pod = self.server.pods.get(*key)
-            if pod is None:
-                continue
-            if any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", [])):
+            if pod is not None and any(c["type"] == "Ready" and c["status"] == "True"
+                                       for c in pod["status"].get("conditions", [])):
                 pod = self.server.pods.update(*key, lambda p: ready(p, False, when))
                 self.record_event(pod, "NodeNotReady", "Node is not ready", "Warning", "node-controller")
-            seconds = toleration_seconds(pod, UNREACHABLE)
-            if seconds is not None:
-                uid = pod["metadata"]["uid"]
-                self._after(seconds, lambda key=key, uid=uid: self._taint_evict(name, generation, key, uid))
+        taints = [{"key": UNREACHABLE, "effect": "NoSchedule", "timeAdded": when},
+                  {"key": UNREACHABLE, "effect": "NoExecute", "timeAdded": when}]
+        # the taint manager (NodeController) deletes the pods whose toleration runs out
+        self.server.stores["nodes"].update("", name, lambda n: {
+            **n, "spec": {**n["spec"], "taints": [*without_unreachable(n["spec"].get("taints")), *taints]},
+            "status": {**n["status"], "conditions": [ready_condition(None, when)]}})
 
-    def _taint_evict(self, name: str, generation: int, key: tuple, uid: str) -> None:
-        node = self.nodes.get(name)
-        if node is None or node.ready or node.generation != generation:
-            return
-        pod = self.server.pods.get(*key)
-        if pod is None or pod["metadata"]["uid"] != uid or pod["metadata"].get("deletionTimestamp") \
-                or pod["status"].get("phase") in TERMINAL:
-            return
+    def _taint_evict(self, pod: dict) -> None:
+        """The taint manager deletes a pod whose toleration of a NoExecute taint ran out."""
+        key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
         when = self.timestamp()
         pod = self.server.pods.update(*key, lambda p: with_condition(p, {
             "type": "DisruptionTarget", "status": "True", "lastProbeTime": None, "lastTransitionTime": when,
@@ -363,11 +378,11 @@ class FakeCluster:
         node = self._node(name)
         if node.ready:
             return
-        node.ready, node.unreachable = True, False
+        node.ready = True
         node.generation += 1
         when = self.timestamp()
         self.server.stores["nodes"].update("", name, lambda n: {
-            **n, "spec": {k: v for k, v in n["spec"].items() if k != "taints"},
+            **with_taints(n, without_unreachable(n["spec"].get("taints"))),
             "status": {**n["status"], "conditions": [ready_condition(True, when)]}})
         for key in sorted(node.pods):
             self.kubelets.resume(key)
@@ -380,14 +395,16 @@ class FakeCluster:
         DisruptionTarget condition (DeletionByPodGC), then every pod bound to the node is
         deleted with grace 0.
         """
-        node = self._node(name)
-        del self.nodes[name]
-        node.ready, node.unreachable = False, True
+        self._node(name)
+        self.server.stores["nodes"].remove("", name)   # NodeController calls _node_deleted
+
+    def _node_deleted(self, node: NodeState) -> None:
+        """The Node object is gone (here or through the API): PodGC takes its pods."""
+        node.ready = False
         node.generation += 1
-        self.server.stores["nodes"].remove("", name)
         for key in sorted(node.pods):
             self.kubelets.forget(key)
-        bound = sorted((p for p in self.server.pods.objects.values() if p["spec"].get("nodeName") == name),
+        bound = sorted((p for p in self.server.pods.objects.values() if p["spec"].get("nodeName") == node.name),
                        key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"]))
         for pod in bound:
             self._garbage_collect(pod)
@@ -427,6 +444,7 @@ class FakeCluster:
             key = (meta["namespace"], meta["name"])
             self.scheduler.forget(key)
             self.kubelets.forget(key)
+            self.node_controller.forget(key)
             self._outcomes.pop(meta["uid"], None)  # a uid never comes back
 
     def _admit(self, key: tuple, uid: str) -> None:
@@ -447,7 +465,7 @@ class FakeCluster:
             cpu, memory = pod_requests(pod)
         except ValueError:
             cpu = memory = 0.0
-        short = [why for why in node.misfit(cpu, memory, {}) if why.startswith(("Insufficient", "Too many"))]
+        short = [why for why in node.misfit(cpu, memory) if why.startswith(("Insufficient", "Too many"))]
         if short and node.ready:
             resource = {"Too many pods": "pods", "Insufficient cpu": "cpu"}.get(short[0], "memory")
             used = {"pods": len(node.pods), "cpu": int(round(node.used_cpu * 1000)),
@@ -460,10 +478,12 @@ class FakeCluster:
                 **p["status"], "phase": "Failed", "reason": f"OutOf{resource}", "message": message}})
             return
         self.scheduler.place(pod, node)
-        self.kubelets.start(pod, node, self.outcome(pod))
+        self._bound(pod, node)
 
     def _bound(self, pod: dict, node: NodeState) -> None:
         self.kubelets.start(pod, node, self.outcome(pod))
+        if node.taints:  # a NoExecute taint it tolerates only for a while
+            self.node_controller.pod_placed(pod, node)
 
     def _recorder(self, kind: str) -> Callable[[Change], None]:
         """The trace's listener on the store of one kind (every object stored there is of that kind)."""
@@ -475,31 +495,14 @@ class FakeCluster:
         return record
 
 
+def without_unreachable(taints: list | None) -> list:
+    """A node's taints but those the node controller sets while the node is unreachable."""
+    return [t for t in taints or () if t.get("key") != UNREACHABLE]
+
+
 def _stable_uid(*parts: str) -> str:
     """A uid that draws nothing from the world's RNG (so Events never change what pods draw)."""
     return str(uuid.UUID(hashlib.sha256("/".join(parts).encode()).hexdigest()[:32]))
-
-
-def toleration_seconds(pod: dict, taint_key: str, effect: str = "NoExecute") -> float | None:
-    """How long the pod tolerates a NoExecute taint: 0 if not at all, None for ever.
-
-    As the taint manager's getMinTolerationTime: the least tolerationSeconds among the
-    matching tolerations; matching tolerations without tolerationSeconds tolerate for ever.
-    """
-    matching = []
-    for toleration in pod["spec"].get("tolerations") or []:
-        if toleration.get("effect") not in (None, "", effect):
-            continue
-        if (toleration.get("operator") or "Equal") == "Exists":
-            matches = not toleration.get("key") or toleration["key"] == taint_key
-        else:
-            matches = toleration.get("key") == taint_key and not toleration.get("value")
-        if matches:
-            matching.append(toleration.get("tolerationSeconds"))
-    if not matching:
-        return 0.0
-    bounded = [max(0.0, float(s)) for s in matching if s is not None]
-    return min(bounded) if bounded else None
 
 
 def eviction_message(pod: dict, resource: str) -> str:

@@ -7,10 +7,13 @@ Every server is stopped at the end of its ``with`` block, and no thread of its m
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import re
 import shutil
 import socket
+import subprocess
 import threading
 import time
 from contextlib import contextmanager
@@ -153,3 +156,76 @@ def find_kubectl() -> str:
             pytest.fail("kubectl is not installed, and KUBESIM_REQUIRE_KUBECTL=1 requires it")
         pytest.skip("kubectl is not installed (set KUBESIM_REQUIRE_KUBECTL=1 to make this a failure)")
     return found
+
+
+MANIFEST = """\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  labels: {labels}
+  annotations: {annotations}
+spec:
+  restartPolicy: {restart}
+  terminationGracePeriodSeconds: {grace}
+  containers:
+  - name: main
+    image: busybox:1.36
+"""
+RUNS_LONG = {"kubesim.io/run-seconds": "3600"}
+
+
+class Kubectl:
+    def __init__(self, binary: str, kubeconfig, home):
+        self.binary = binary
+        self.env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HOME": str(home),
+                    "KUBECACHEDIR": str(home / "cache")}
+        self.home = home
+
+    def __call__(self, *args: str, stdin: str | None = None) -> str:
+        done = self.run(*args, stdin=stdin)
+        assert done.returncode == 0, f"kubectl {' '.join(args)} failed: {done.stderr}"
+        return done.stdout
+
+    def fails(self, *args: str) -> str:
+        """Run a kubectl command that must fail; its stderr."""
+        done = self.run(*args)
+        assert done.returncode != 0, f"kubectl {' '.join(args)} succeeded: {done.stdout}"
+        return done.stderr
+
+    def table(self, *args: str) -> list[list[str]]:
+        return table(self(*args))
+
+    def run(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([self.binary, *args], input=stdin, env=self.env, capture_output=True,
+                              text=True, timeout=60)
+
+    def popen(self, *args: str) -> subprocess.Popen:
+        return subprocess.Popen([self.binary, *args], env=self.env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+
+    def manifest(self, name: str, labels: dict | None = None, annotations: dict | None = None,
+                 restart: str = "Always", grace: int = 30) -> str:
+        text = MANIFEST.format(name=name, labels=json.dumps(labels or {}), restart=restart, grace=grace,
+                               annotations=json.dumps(annotations or RUNS_LONG))
+        path = self.home / f"{name}.yaml"
+        path.write_text(text, encoding="utf-8")
+        return str(path)
+
+
+def table(output: str) -> list[list[str]]:
+    """kubectl's table output as rows of cells (the header first)."""
+    return [re.split(r"\s{2,}", line.strip()) for line in output.strip().splitlines()]
+
+
+def pod(server, name: str, namespace: str = "default") -> dict | None:
+    return server.call(lambda: server.cluster.pod(namespace, name))
+
+
+def wait_pod(server, name: str, check, what: str, namespace: str = "default") -> dict:
+    return wait_for(lambda: (lambda p: p if p and check(p) else None)(pod(server, name, namespace)),
+                    f"{name}: {what}")
+
+
+def phase(p: dict) -> str:
+    return (p.get("status") or {}).get("phase", "")

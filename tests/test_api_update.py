@@ -3,6 +3,8 @@ may change, the status subresource, and the 404/409/415/422 answers."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from helpers import NS, UNSCHEDULABLE, new_world, pod_manifest, rejected, status_of
@@ -79,10 +81,46 @@ def test_list_body_is_a_json_patch(web):
     assert patched.metadata.labels == {"tier": "back"}
 
 
-def test_failed_json_patch_test_operation_is_422(web):
+JSON_PATCH_NOT_APPLIED = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                          "message": "the server rejected our request due to an error in our request",
+                          "reason": "Invalid", "details": {}, "code": 422}
+
+
+@pytest.mark.parametrize("operations", [
+    [{"op": "test", "path": "/metadata/labels/app", "value": "db"}],          # a failed test
+    [{"op": "remove", "path": "/metadata/labels/missing"}],                   # a missing member
+    [{"op": "replace", "path": "/spec/containers/7/image", "value": "x"}],    # an index out of range
+    [{"op": "add", "path": "/no/such/parent", "value": 1}],                    # a missing parent
+    [{"op": "frobnicate", "path": "/metadata"}],                               # an unknown op
+    [{"op": "move", "from": "/metadata/nope", "path": "/metadata/x"}],         # a missing from
+    [{"op": "add", "value": 1}],                                               # no path at all
+])
+def test_a_json_patch_that_does_not_apply_gets_kubernetes_generic_422(web, operations):
     cluster, api = web
-    error = refused_patch(cluster, api, [{"op": "test", "path": "/metadata/labels/app", "value": "db"}])
-    assert (error.status, status_of(error)["reason"]) == (422, "Invalid")
+    error = refused_patch(cluster, api, operations)
+    assert error.status == 422 and status_of(error) == JSON_PATCH_NOT_APPLIED
+
+
+def test_a_json_patch_that_leaves_no_object_is_422_naming_the_patch(web):
+    cluster, api = web
+    error = refused_patch(cluster, api, [{"op": "replace", "path": "", "value": [1]}])
+    assert error.status == 422
+    cause = status_of(error)["details"]["causes"][0]
+    assert cause["field"] == "patch" and cause["message"].startswith(
+        'Invalid value: "[1]": couldn\'t get version/kind; json parse error: json: cannot unmarshal array into Go '
+        'value of type struct')
+
+
+def test_malformed_json_patch_body_is_400_in_go_s_words(web):
+    cluster, api = web
+    reply = cluster.request("PATCH", "/api/v1/namespaces/default/pods/web", b'[{"op": "add",',
+                            {"Content-Type": "application/json-patch+json"})
+    assert reply.status == 400 and json.loads(reply.body)["message"] == \
+        "error decoding patch: unexpected end of JSON input"
+    reply = cluster.request("PATCH", "/api/v1/namespaces/default/pods/web", b"[{'op': 'add'}]",
+                            {"Content-Type": "application/json-patch+json"})
+    assert json.loads(reply.body)["message"] == \
+        "error decoding patch: invalid character '\\'' looking for beginning of object key string"
 
 
 def test_apply_patch_is_415_unsupported_media_type(web):

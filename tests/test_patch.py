@@ -133,8 +133,15 @@ def test_strategic_set_element_order_is_dropped():
 
 def test_strategic_element_without_merge_key_is_invalid():
     with pytest.raises(PatchError) as caught:
-        patched({"spec": {"containers": [{"image": "x"}]}}, STRATEGIC)
+        patched({"spec": {"containers": [{"image": "x", "args": ["a", 1.5], "stdin": None}]}}, STRATEGIC)
     assert (caught.value.code, caught.value.reason) == (422, "Invalid")
+    assert caught.value.message == "map: map[args:[a 1.5] image:x stdin:<nil>] does not contain declared merge key: name"
+
+
+def test_strategic_unknown_directive_is_worded_as_kubernetes_mergepatch():
+    with pytest.raises(PatchError) as caught:
+        patched({"metadata": {"$patch": "sideways", "labels": {"a": "b"}}}, STRATEGIC)
+    assert caught.value.message == "unknown patch type: sideways in map: map[$patch:sideways labels:map[a:b]]"
 
 
 # --- merge patch ----------------------------------------------------------
@@ -186,7 +193,7 @@ def test_json_patch_body_must_be_a_list():
     error = caught.value
     assert (error.code, error.reason) == (400, "BadRequest")
     assert error.message == (
-        "json: cannot unmarshal object into Go value of type []handlers.jsonPatchOp")
+        "error decoding patch: json: cannot unmarshal object into Go value of type []handlers.jsonPatchOp")
 
 
 def test_json_patch_path_of_wrong_type_is_bad_request():
@@ -214,7 +221,7 @@ def test_malformed_json_is_bad_request():
         patched(b'{"metadata": ', STRATEGIC)
     error = caught.value
     assert (error.code, error.reason) == (400, "BadRequest")
-    assert "Expecting value" in error.message
+    assert error.message == "error decoding patch: unexpected end of JSON input"   # Go's words, not Python's
 
 
 @pytest.mark.parametrize("content_type", [MERGE, STRATEGIC])

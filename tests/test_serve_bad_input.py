@@ -145,18 +145,41 @@ def test_a_client_that_connects_and_never_sends_is_closed(server):
     still_serving(server)
 
 
-def test_beyond_the_connection_limit_clients_get_429_and_later_ones_are_served():
-    limits = HttpLimits(max_connections=4, header_timeout=10.0)
-    with serving(limits=limits) as server:
-        held = [connect(server) for _ in range(4)]
-        wait_for(lambda: server.front.stats["peak_connections"] == 4, "four connections in")
-        code, headers, body = split_response(exchange(server, get("/api")))
-        assert code == 429 and headers["retry-after"] == "1"
-        assert body == b"Too many requests, please try again later.\n"
-        for sock in held:
+def test_beyond_the_in_flight_limit_a_request_is_answered_429_and_watches_do_not_count():
+    slow = new_cluster(faults=Faults(latency={"list": constant(40.0)}))   # two wall seconds at 20x
+    with serving(slow, limits=HttpLimits(max_in_flight=1)) as server:
+        watches = [connect(server) for _ in range(3)]
+        for sock in watches:   # long-running: they hold no place among the requests in flight
+            sock.sendall(get(f"/api/v1/namespaces/{NS}/pods?watch=1").replace(b"Connection: close\r\n", b""))
+        wait_for(lambda: open_watches(server) == 3, "three watches open")
+        assert split_response(ask(server, get("/api")))[0] == 200
+        with connect(server) as waiting:
+            waiting.sendall(get(f"/api/v1/namespaces/{NS}/pods"))     # held two seconds by its latency
+            wait_for(lambda: server.front.stats["peak_in_flight"] == 1, "the slow list in flight")
+            with connect(server) as idle:   # nothing is written on accept: a 429 answers a request
+                assert select.select([idle], [], [], 0.3)[0] == []
+                idle.sendall(get("/api"))
+                code, headers, body = split_response(read_all(idle))
+            assert code == 429 and headers["retry-after"] == "1"
+            assert body == b"Too many requests, please try again later.\n"
+            assert split_response(read_all(waiting))[0] == 200
+        assert split_response(ask(server, get("/api")))[0] == 200     # the place is free again
+        assert server.front.stats["refused_too_many_requests"] == 1
+        for sock in watches:
             sock.close()
-        wait_for(lambda: split_response(exchange(server, get("/api")))[0] == 200, "a free slot")
-        assert server.front.stats["peak_connections"] == 4
+
+
+def test_beyond_the_connection_limit_new_connections_wait_until_one_closes():
+    with serving(limits=HttpLimits(max_connections=2, header_timeout=10.0)) as server:
+        held = [connect(server) for _ in range(2)]
+        wait_for(lambda: server.front.open_connections == 2, "two connections in")
+        with connect(server) as waiting:     # in the listen backlog: accepted once a slot frees
+            waiting.sendall(get("/api"))
+            assert select.select([waiting], [], [], 0.5)[0] == []
+            held[0].close()
+            assert split_response(read_all(waiting))[0] == 200
+        held[1].close()
+        assert server.front.stats["peak_connections"] == 2
 
 
 def test_many_clients_at_once_are_served_or_told_to_retry_and_a_watch_survives(tmp_path):

@@ -5,59 +5,15 @@ skip when kubectl is missing, and fail then when KUBESIM_REQUIRE_KUBECTL=1 (CI s
 from __future__ import annotations
 
 import json
-import os
 import queue
 import re
-import subprocess
 import threading
 
 import pytest
 import yaml
 
-from serving import DEADLINE, find_kubectl, new_cluster, serving, wait_for
-
-MANIFEST = """\
-apiVersion: v1
-kind: Pod
-metadata:
-  name: {name}
-  labels: {labels}
-  annotations: {annotations}
-spec:
-  restartPolicy: {restart}
-  terminationGracePeriodSeconds: {grace}
-  containers:
-  - name: main
-    image: busybox:1.36
-"""
-RUNS_LONG = {"kubesim.io/run-seconds": "3600"}
-
-
-class Kubectl:
-    def __init__(self, binary: str, kubeconfig, home):
-        self.binary = binary
-        self.env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HOME": str(home),
-                    "KUBECACHEDIR": str(home / "cache")}
-        self.home = home
-
-    def __call__(self, *args: str, stdin: str | None = None) -> str:
-        done = subprocess.run([self.binary, *args], input=stdin, env=self.env, capture_output=True,
-                              text=True, timeout=60)
-        assert done.returncode == 0, f"kubectl {' '.join(args)} failed: {done.stderr}"
-        return done.stdout
-
-    def popen(self, *args: str) -> subprocess.Popen:
-        return subprocess.Popen([self.binary, *args], env=self.env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
-
-    def manifest(self, name: str, labels: dict | None = None, annotations: dict | None = None,
-                 restart: str = "Always", grace: int = 30) -> str:
-        text = MANIFEST.format(name=name, labels=json.dumps(labels or {}), restart=restart, grace=grace,
-                               annotations=json.dumps(annotations or RUNS_LONG))
-        path = self.home / f"{name}.yaml"
-        path.write_text(text, encoding="utf-8")
-        return str(path)
-
+from serving import (DEADLINE, RUNS_LONG, Kubectl, find_kubectl, new_cluster, phase, pod, serving, table, wait_for,
+                     wait_pod)
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
@@ -65,23 +21,6 @@ def cluster(tmp_path_factory):
     home = tmp_path_factory.mktemp("kubectl-home")
     with serving(new_cluster(namespaces=("default", "kube-system", "watching"))) as server:
         yield server, Kubectl(binary, server.write_kubeconfig(home / "kubeconfig"), home)
-
-
-def table(output: str) -> list[list[str]]:
-    """kubectl's table output as rows of cells (the header first)."""
-    return [re.split(r"\s{2,}", line.strip()) for line in output.strip().splitlines()]
-
-
-def pod(server, name: str, namespace: str = "default") -> dict | None:
-    return server.call(lambda: server.cluster.pod(namespace, name))
-
-
-def wait_pod(server, name: str, check, what: str) -> dict:
-    return wait_for(lambda: (lambda p: p if p and check(p) else None)(pod(server, name)), f"{name}: {what}")
-
-
-def phase(p: dict) -> str:
-    return (p.get("status") or {}).get("phase", "")
 
 
 def waiting_reason(p: dict) -> str:

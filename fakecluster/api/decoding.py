@@ -8,9 +8,21 @@ import json
 import orjson
 
 from . import status as errors
-from .patch import go_json_type
 from .status import ApiError
 from .validation import go_quote
+
+
+def go_json_type(value) -> str:
+    """The JSON type name Go's decoder prints in its unmarshal errors."""
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    return "string" if isinstance(value, str) else "null"
 
 
 class _Constant(ValueError):

@@ -34,6 +34,12 @@ def core_resources(server: ApiServer) -> dict:
             resource["categories"] = ["all"]
         resources.append(resource)
         if name == "pods":
-            resources.append({"name": "pods/status", "singularName": "", "namespaced": True,
-                              "kind": "Pod", "verbs": ["get", "patch", "update"]})
+            resources += [{"name": "pods/status", "singularName": "", "namespaced": True,
+                           "kind": "Pod", "verbs": ["get", "patch", "update"]},
+                          {"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod", "verbs": ["get"]}]
+            # listed as kube-apiserver lists them; kubesim answers them with a Status saying it does not serve them
+            resources += [{"name": f"pods/{sub}", "singularName": "", "namespaced": True, "kind": kind,
+                           "verbs": ["create", "get"]}
+                          for sub, kind in (("attach", "PodAttachOptions"), ("exec", "PodExecOptions"),
+                                            ("portforward", "PodPortForwardOptions"))]
     return {"kind": "APIResourceList", "groupVersion": "v1", "resources": resources}

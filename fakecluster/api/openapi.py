@@ -3,8 +3,7 @@
 kubectl validates a manifest before sending it. With OpenAPI v3 it first asks whether the
 server validates fields itself: a PATCH operation for the kind that takes the
 ``fieldValidation`` query parameter says yes, and kubectl then sends ``fieldValidation=Strict``
-instead of validating on its side. (The ApiServer accepts the parameter but does not enforce it:
-unknown fields are kept.) Older kubectl (before v3) downloads the v2 document, as
+instead of validating on its side (the ApiServer enforces it, see ``schema``). Older kubectl (before v3) downloads the v2 document, as
 protobuf, and skips validation for kinds it does not describe. ``kubectl apply`` computes its
 strategic merge patch from kubectl's built-in types when the documents describe no schema.
 """

@@ -10,17 +10,20 @@ Three of the four Kubernetes patch types are applied here:
 Server-side apply (``application/apply-patch+yaml``) is out of scope and is
 refused with 415, as is any other content type.
 
-Error codes, as Kubernetes' ``handlers/patch.go`` gives them:
+Errors are worded as kube-apiserver's ``handlers/patch.go`` words them (Go's
+decoder messages, never Python's):
 
-* 400 BadRequest: the body is not JSON, or not the JSON shape the patch type
-  needs (an object for merge patches, a list of operation objects for JSON
-  Patch).
-* 422 Invalid: a well-formed patch that cannot apply: a failed JSON Patch
-  ``test``, a missing path, an unknown ``op``, a bad ``$patch`` directive or a
-  list element without its merge key. Kubernetes answers 500 in a few of these
-  corners (e.g. a JSON Patch that turns the object into a non-object); this
-  module answers 422 for all of them, with the ``jsonpatch`` message for JSON
-  Patch failures.
+* 400 BadRequest: the body is not JSON ("error decoding patch: <Go's syntax
+  error>"), or not the shape the patch type needs (an object for merge
+  patches, a list of operation objects for JSON Patch).
+* 422 Invalid, for a JSON Patch that does not apply (a failed ``test``, a
+  missing path, an unknown ``op``): kube-apiserver answers all of these with
+  the generic "the server rejected our request due to an error in our
+  request" and empty details, and so does this module.
+* 413 for a JSON Patch of more than 10,000 operations.
+* 422 for a strategic merge patch that cannot apply (a bad ``$patch``
+  directive, a list element without its merge key), worded as Kubernetes'
+  mergepatch errors.
 * 415 UnsupportedMediaType: any other content type.
 """
 
@@ -30,23 +33,29 @@ import json
 import jsonpatch
 import jsonpointer
 
+from .decoding import go_json_type, go_syntax_error
+
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 
 SUPPORTED_PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH)
 
-_REASONS = {400: "BadRequest", 415: "UnsupportedMediaType", 422: "Invalid"}
+_REASONS = {400: "BadRequest", 413: "RequestEntityTooLarge", 415: "UnsupportedMediaType", 422: "Invalid"}
+MAX_JSON_PATCH_OPERATIONS = 10000   # kube-apiserver's maxJSONPatchOperations
+# what kube-apiserver says of any JSON Patch that does not apply (NewGenericServerResponse(422, ...))
+JSON_PATCH_NOT_APPLIED = "the server rejected our request due to an error in our request"
 
 
 class PatchError(ValueError):
     """A patch that was refused; ``code`` and ``reason`` feed the Status."""
 
-    def __init__(self, code, message, reason=None):
+    def __init__(self, code, message, reason=None, details=None):
         super().__init__(message)
         self.code = code
         self.reason = reason or _REASONS[code]
         self.message = message
+        self.details = details  # the Status's details, when it has any
 
 
 def apply_patch(obj, patch_body, content_type):
@@ -78,48 +87,41 @@ def apply_patch(obj, patch_body, content_type):
 
 
 def _decode_json(patch_body):
+    text = patch_body.decode("utf-8", errors="replace") if isinstance(patch_body, bytes) else patch_body
     try:
-        return json.loads(patch_body, parse_constant=_reject_constant)
-    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError
-        raise PatchError(400, f"error decoding patch: {error}") from None
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as error:
+        problem = go_syntax_error(text, error)
+    except ValueError as error:  # NaN, Infinity
+        problem = str(error)
+    raise PatchError(400, f"error decoding patch: {problem}")
 
 
 def _reject_constant(name):
     # Python's json accepts NaN and Infinity; Go's decoder (and JSON) does not.
-    raise ValueError(f"invalid character {name[0]!r} looking for beginning of value")
-
-
-def go_json_type(value) -> str:
-    """The JSON type name Go's decoder prints in its unmarshal errors."""
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, (int, float)):
-        return "number"
-    return "string" if isinstance(value, str) else "null"
+    raise ValueError(f"invalid character '{name[0]}' looking for beginning of value")
 
 
 # ---------------------------------------------------------------- JSON Patch
 
 def _apply_json_patch(target, operations):
+    """The patched document (any JSON value: the API server judges whether it is an object)."""
     if not isinstance(operations, list):
         raise PatchError(
             400,
-            f"json: cannot unmarshal {go_json_type(operations)} "
+            f"error decoding patch: json: cannot unmarshal {go_json_type(operations)} "
             "into Go value of type []handlers.jsonPatchOp",
         )
     for operation in operations:
         _check_operation_shape(operation)
+    if len(operations) > MAX_JSON_PATCH_OPERATIONS:
+        raise PatchError(413, f"The allowed maximum operations in a JSON patch is "
+                              f"{MAX_JSON_PATCH_OPERATIONS}, got {len(operations)}")
     try:
-        result = jsonpatch.JsonPatch(operations).apply(target, in_place=True)
-    except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as error:
-        raise PatchError(422, str(error)) from None
-    if not isinstance(result, dict):
-        raise PatchError(422, "the patched object is not a JSON object")
-    return result
+        return jsonpatch.JsonPatch(operations).apply(target, in_place=True)
+    except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException, TypeError, KeyError, IndexError,
+            ValueError, AttributeError):
+        raise PatchError(422, JSON_PATCH_NOT_APPLIED, details={}) from None
 
 
 def _check_operation_shape(operation):
@@ -127,7 +129,7 @@ def _check_operation_shape(operation):
     if not isinstance(operation, dict):
         raise PatchError(
             400,
-            f"json: cannot unmarshal {go_json_type(operation)} "
+            f"error decoding patch: json: cannot unmarshal {go_json_type(operation)} "
             "into Go value of type handlers.jsonPatchOp",
         )
     for field in ("op", "path", "from"):
@@ -135,8 +137,8 @@ def _check_operation_shape(operation):
         if value is not None and not isinstance(value, str):
             raise PatchError(
                 400,
-                f"json: cannot unmarshal {go_json_type(value)} into Go struct "
-                f"field jsonPatchOp.{field} of type string",
+                f"error decoding patch: json: cannot unmarshal {go_json_type(value)} "
+                f"into Go struct field jsonPatchOp.{field} of type string",
             )
 
 
@@ -208,7 +210,7 @@ def _merge_map(original, patch, path):
     if directive == "replace":
         return strip_directives(patch)
     if directive not in (None, "merge"):  # "merge" is the default, spelled out
-        raise PatchError(422, f"Unknown patch type: {directive!r} in map at {_dotted(path)}")
+        raise PatchError(422, f"unknown patch type: {go_value(directive)} in map: {go_value(patch)}")
 
     result = dict(original)
     for key, values in patch.items():
@@ -253,8 +255,7 @@ def _merge_keyed_list(original, patch, merge_key, path):
     for item in patch:
         if not isinstance(item, dict) or merge_key not in item:
             raise PatchError(
-                422, f"{_dotted(path)}: element {json.dumps(item)} does not "
-                f"contain declared merge key: {merge_key}",
+                422, f"map: {go_value(item)} does not contain declared merge key: {merge_key}",
             )
         index = _index_by_key(result, merge_key, item[merge_key])
         if _directive_of(item) == "delete":
@@ -302,5 +303,17 @@ def strip_directives(value):
     return value
 
 
-def _dotted(path):
-    return ".".join(path) or "<root>"
+def go_value(value) -> str:
+    """A decoded JSON value as Go's %v prints it (maps with sorted keys, float64 numbers)."""
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{key}:{go_value(value[key])}" for key in sorted(value)) + "]"
+    if isinstance(value, list):
+        return "[" + " ".join(go_value(item) for item in value) + "]"
+    if value is None:
+        return "<nil>"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        number = float(value)
+        return str(int(number)) if number.is_integer() and abs(number) < 1e21 else repr(number)
+    return str(value)

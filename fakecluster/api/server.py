@@ -19,24 +19,29 @@ import json
 import random
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Callable
 from urllib.parse import parse_qsl, unquote
 
 from ..kernel.engine import Kernel
 from . import status as errors
-from .decoding import decode_json, decode_yaml, find_kind_error, summarize
-from .patch import SUPPORTED_PATCH_TYPES, PatchError, apply_patch, go_json_type
+from .decoding import decode_json, decode_yaml, find_kind_error, go_json_type, summarize
+from .patch import SUPPORTED_PATCH_TYPES, PatchError, apply_patch
+from .logs import PLAIN_TEXT, UNSERVED, LogSource, pod_log, unserved
+from .schema import kind_schema, unknown_fields, without_fields
 from .query import EXACT, META_GROUP, parse_bool, parse_int, parse_rv, parse_stored_rv, validate_list_options
 from .selectors import EVENT_FIELDS, NAMESPACE_FIELDS, NODE_FIELDS, SelectorError, parse_label_selector
 from .status import ApiError
 from .store import Change, Key, ResourceStore, Revision, key_of
-from .strategies import DELETE_OPTIONS, DecodeError, NamespaceStrategy, PodStrategy, Strategy, decode_typed
+from .strategies import (DELETE_OPTIONS, IMMORTAL_NAMESPACES, DecodeError, NamespaceStrategy, NodeStrategy,
+                         PodStrategy, Strategy, decode_typed)
 from .stream import Stream
 from .validation import go_quote
 from .watch import Watcher
 from .wire import dumps
 
 MAX_BODY_BYTES = 3 * 1024 * 1024          # kube-apiserver's MaxRequestBodyBytes
+FIELD_VALIDATION = ("Ignore", "Strict", "Warn")  # the fieldValidation directives (sorted, as Go lists them)
 TOO_NEW_RV_WAIT = 3.0                      # the watch cache's blockTimeout
 CONTINUE_TTL = 300.0                       # continue tokens outlive etcd compaction by ~5 min
 GENERATE_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
@@ -51,6 +56,7 @@ class Request:
     headers: dict[str, str] = field(default_factory=dict)  # lower-case names
     body: bytes | None = None
     parts: list[str] = field(init=False, repr=False)  # the path's segments, for gateway and router
+    warnings: list[str] = field(default_factory=list, repr=False)  # sent back as Warning headers
 
     @classmethod
     def from_url(cls, method: str, url: str, headers: dict | None = None, body: bytes | None = None):
@@ -75,8 +81,10 @@ class Reply:
 
 @dataclass
 class WatchReply:
+    """A streaming answer: a watch, or a followed log (its ``watcher`` is then the LogFollower)."""
     stream: Stream
     watcher: Watcher
+    content_type: str = "application/json"
 
 
 @dataclass
@@ -112,7 +120,7 @@ class ApiServer:
         self.strategies: dict[str, Strategy] = {
             "pods": PodStrategy(),
             "namespaces": NamespaceStrategy("namespaces", "Namespace", False, NAMESPACE_FIELDS),
-            "nodes": Strategy("nodes", "Node", False, NODE_FIELDS),
+            "nodes": NodeStrategy("nodes", "Node", False, NODE_FIELDS),
             "events": Strategy("events", "Event", True, EVENT_FIELDS),
         }
         self.stores = {name: ResourceStore(name, s.kind, s.namespaced, self.revision,
@@ -120,6 +128,7 @@ class ApiServer:
                                            clock=lambda: kernel.env.now)
                        for name, s in self.strategies.items()}
         self.compacted_rv = 0
+        self.log_source: LogSource | None = None   # the cluster model's container logs (pods/log)
         self._rv_waiters: list[tuple[int, object]] = []  # while any, every store's first listener releases them
 
     @property
@@ -130,7 +139,10 @@ class ApiServer:
 
     def handle(self, request: Request) -> Reply | WatchReply:
         try:
-            return self._dispatch(request)
+            reply = self._dispatch(request)
+            if request.warnings:
+                reply.headers["Warning"] = warning_header(request.warnings)
+            return reply
         except ApiError as error:
             return error_reply(error)
         except Exception as exc:  # a bug here must still answer like a server, never a traceback
@@ -142,7 +154,7 @@ class ApiServer:
         route = self.route(request.parts)
         method = request.method
         if route.subresource not in (None, "status"):
-            raise errors.unknown_resource()
+            return self._pod_subresource(route, request)
         handler = _HANDLERS.get((method, route.name is not None))
         # deletecollection is served within one namespace only (not across all, not cluster-wide)
         wide_delete = handler is ApiServer._delete_collection and route.namespace is None
@@ -168,6 +180,26 @@ class ApiServer:
         name = rest[0] if rest else None
         subresource = rest[1] if len(rest) > 1 else None
         return Route(self.stores[resource], strategy, namespace, name, subresource)
+
+    # -- subresources beyond status -------------------------------------------------------------
+
+    def _pod_subresource(self, route: Route, request: Request) -> Reply | WatchReply:
+        """pods/log from the model's log source; exec, attach, portforward: a Status saying no."""
+        subresource = route.subresource
+        if route.store.resource != "pods" or (subresource != "log" and subresource not in UNSERVED):
+            raise errors.unknown_resource()
+        if subresource == "log" and request.method != "GET":
+            raise errors.method_not_allowed(request.method)
+        pod = self._existing(route)
+        if subresource != "log":
+            raise unserved(subresource, route.name)
+        if self.log_source is None:
+            raise errors.unknown_resource()
+        now = datetime.fromisoformat(self.utcnow().replace("Z", "+00:00"))
+        body, follower = pod_log(pod, request.query, self.log_source, now, self.kernel, self.pods)
+        if follower is None:
+            return Reply(200, body, dict(PLAIN_TEXT))
+        return WatchReply(body, follower, "text/plain")
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -356,7 +388,7 @@ class ApiServer:
     def _create(self, route: Route, request: Request) -> Reply:
         strategy, store = route.strategy, route.store
         dry_run = self._dry_run(request.query.get("dryRun"), "CreateOptions")
-        obj = self._decode_body(request, strategy)
+        obj = self._known_fields(request, strategy, self._decode_body(request, strategy), "CreateOptions")
         meta = dict(obj.get("metadata") or {})
         namespace = self._target_namespace(route, meta)
         resource_version = meta.pop("resourceVersion", None)
@@ -387,8 +419,11 @@ class ApiServer:
         if body_ns and body_ns != route.namespace:
             raise errors.bad_request("the namespace of the provided object does not match the "
                                      "namespace sent on the request")
-        if self.stores["namespaces"].get("", route.namespace) is None:
+        found = self.stores["namespaces"].get("", route.namespace)
+        if found is None:
             raise errors.not_found("namespaces", route.namespace)
+        if found["metadata"].get("deletionTimestamp"):
+            raise namespace_terminating(route.store.resource, meta, route.namespace)
         return route.namespace
 
     @staticmethod
@@ -416,7 +451,7 @@ class ApiServer:
 
     def _replace(self, route: Route, request: Request) -> Reply:
         dry_run = self._dry_run(request.query.get("dryRun"), "UpdateOptions")
-        new = self._decode_body(request, route.strategy)
+        new = self._known_fields(request, route.strategy, self._decode_body(request, route.strategy), "UpdateOptions")
         self._check_identity(route, new.get("metadata") or {})
         current = self._existing(route)
         uid, ours = (new.get("metadata") or {}).get("uid"), current["metadata"]["uid"]
@@ -434,11 +469,16 @@ class ApiServer:
         try:
             patched = apply_patch(current, request.body or b"", content_type)
         except PatchError as exc:
-            raise ApiError(exc.code, exc.reason, exc.message) from None
+            raise ApiError(exc.code, exc.reason, exc.message, exc.details) from None
+        if not isinstance(patched, dict):  # a JSON Patch can leave any JSON value
+            raise errors.invalid("", "", [errors.invalid_cause(
+                "patch", compact_json(patched), f"couldn't get version/kind; json parse error: "
+                                                 f"{find_kind_error(patched)}")])
         try:
             patched = route.strategy.decode(patched)
         except DecodeError as exc:  # the patched JSON no longer fits the typed object
             raise errors.invalid("", "", [errors.invalid_cause("patch", compact_json(patched), str(exc))]) from None
+        patched = self._known_fields(request, route.strategy, patched, "PatchOptions", patch=True)
         self._check_identity(route, patched.get("metadata") or {})
         return self._update(route, current, patched, dry_run)
 
@@ -470,6 +510,8 @@ class ApiServer:
         return json_reply(200, route.store.replace(new))
 
     def _delete(self, route: Route, request: Request) -> Reply:
+        if route.store.resource == "namespaces" and route.name in IMMORTAL_NAMESPACES:
+            raise errors.forbidden("namespaces", route.name, "this namespace may not be deleted")
         options = self._delete_options(request)
         current = self._existing(route)
         if options.get("preconditions"):
@@ -510,6 +552,9 @@ class ApiServer:
                       dry_run: bool = False) -> dict:
         """Delete now (grace 0) or mark for graceful deletion; returns the object as answered."""
         strategy = self.strategies[store.resource]
+        held = strategy.begin_finalization(current, self.utcnow())
+        if held is not None:  # kept until a controller finalizes it (a namespace: Terminating)
+            return held if held is current or dry_run else store.replace(held)
         grace = strategy.grace_period(current, requested_grace)
         meta = current["metadata"]
         namespace, name = meta.get("namespace", ""), meta["name"]
@@ -561,6 +606,27 @@ class ApiServer:
             raise errors.invalid("DeleteOptions", "", causes, META_GROUP)
         self._dry_run(options.get("dryRun"), "DeleteOptions")
         return options
+
+    @staticmethod
+    def _known_fields(request: Request, strategy: Strategy, obj: dict, options_kind: str,
+                      patch: bool = False) -> dict:
+        """fieldValidation: unknown fields are refused (Strict), dropped with a warning (Warn, the
+        default) or dropped (Ignore), as kube-apiserver's strict decoding does."""
+        directive = request.query.get("fieldValidation") or "Warn"
+        if directive not in FIELD_VALIDATION:
+            raise errors.invalid(options_kind, "", [errors.not_supported_cause(
+                "fieldValidation", directive, ["", *FIELD_VALIDATION])], META_GROUP)
+        schema = kind_schema(strategy.kind)
+        unknown = unknown_fields(obj, schema) if schema is not None else ()
+        if not unknown:
+            return obj
+        problems = [f"unknown field {go_quote(path)}" for path in unknown]
+        if directive == "Strict":
+            why = "strict decoding error: " + ", ".join(problems)
+            raise errors.bad_request(why) if patch else _cannot_handle(obj, strategy, why)
+        if directive == "Warn":
+            request.warnings += problems
+        return without_fields(obj, schema, set(unknown))
 
     @staticmethod
     def _dry_run(values, options_kind: str) -> bool:
@@ -629,6 +695,22 @@ CONTINUE_EXPIRED = (
     "to retrieve the remainder of the results. Continuing with the provided token results in an "
     "inconsistent list - objects that were created, modified, or deleted between the time the "
     "first chunk was returned and now may show up in the list.")
+
+
+def namespace_terminating(resource: str, meta: dict, namespace: str) -> ApiError:
+    """NamespaceLifecycle admission's 403 for a create in a namespace being deleted (the name is
+    the object's, or its generateName: admission runs before a name is generated)."""
+    name = meta.get("name") or meta.get("generateName") or "Unknown"
+    error = errors.forbidden(resource, name, f"unable to create new content in namespace {namespace} "
+                                             f"because it is being terminated")
+    error.details["causes"] = [{"reason": "NamespaceTerminating", "message": f"namespace {namespace} is being terminated",
+                                "field": "metadata.namespace"}]
+    return error
+
+
+def warning_header(warnings: list[str]) -> str:
+    """RFC 7234 Warning values as kube-apiserver sends them: code 299, agent "-", quoted text."""
+    return ", ".join(f"299 - {go_quote(text)}" for text in dict.fromkeys(warnings))
 
 
 def finalized(obj: dict) -> bool:

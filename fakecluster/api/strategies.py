@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from . import validation
-from .patch import go_json_type
+from .decoding import go_json_type
 from .selectors import POD_FIELDS, FieldSelector, SelectableFields, SelectorError, parse_field_selector
 
 TERMINAL_PHASES = ("Succeeded", "Failed")
@@ -57,16 +57,48 @@ class Strategy:
     def grace_period(self, obj: dict, requested: int | None) -> int:
         return 0
 
+    def begin_finalization(self, obj: dict, now: str) -> dict | None:
+        """The object as a DELETE leaves it while something must finish first (None: delete it)."""
+        return None
+
     def field_selector(self, text: str | None) -> FieldSelector:
         return parse_field_selector(text, self.fields)
 
 
+# NamespaceLifecycle admission's immortal namespaces: a DELETE of these is refused (403)
+IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
+
+
 class NamespaceStrategy(Strategy):
+    """A namespace is deleted in two steps (pkg/registry/core/namespace/storage): the DELETE
+    marks it Terminating; the namespace controller empties it, then removes it."""
+
     def validate_name(self, name: str, generate_name: str | None = None) -> list[dict]:
         return [c.to_dict() for c in validation.validate_namespace_name(name, "metadata.name")]
 
     def prepare_create(self, obj: dict) -> dict:
         return {**obj, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
+
+    def prepare_update(self, new: dict, old: dict, subresource: str | None) -> dict:
+        """Clients change neither the phase nor the finalizers (the controller's /finalize does)."""
+        return {**new, "spec": {**(new.get("spec") or {}), "finalizers": old["spec"].get("finalizers", [])},
+                "status": old.get("status", {})}
+
+    def begin_finalization(self, namespace: dict, now: str) -> dict | None:
+        if not (namespace.get("spec") or {}).get("finalizers"):
+            return None
+        if namespace["metadata"].get("deletionTimestamp"):
+            return namespace  # already Terminating: a second DELETE changes nothing
+        return {**namespace, "metadata": {**namespace["metadata"], "deletionTimestamp": now},
+                "status": {**namespace.get("status", {}), "phase": "Terminating"}}
+
+
+class NodeStrategy(Strategy):
+    def prepare_update(self, new: dict, old: dict, subresource: str | None) -> dict:
+        """As for pods: the main resource cannot change status, the status subresource only status."""
+        if subresource == "status":
+            return {**old, "metadata": merge_meta_for_status(new, old), "status": new.get("status", {})}
+        return {**new, "status": old.get("status", {})}
 
 
 class PodStrategy(Strategy):
@@ -462,5 +494,5 @@ DELETE_OPTIONS = Struct("v1.DeleteOptions", {
 })
 
 
-__all__ = ["Strategy", "PodStrategy", "NamespaceStrategy", "SelectorError", "TERMINAL_PHASES",
+__all__ = ["Strategy", "PodStrategy", "NamespaceStrategy", "NodeStrategy", "IMMORTAL_NAMESPACES", "SelectorError", "TERMINAL_PHASES",
            "DecodeError", "DELETE_OPTIONS", "decode_typed"]

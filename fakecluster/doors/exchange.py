@@ -105,6 +105,7 @@ class Exchange:
         self.answers: queue.SimpleQueue = queue.SimpleQueue()   # one Reply, WATCH or CLOSE
         self.pipe = WatchPipe(pipe_bytes)
         self.stream: Stream | None = None
+        self.content_type = "application/json"   # of a streamed answer (a followed log: text/plain)
         self.process = None
         self.abandoned = False   # the client side is gone (set in the simulation thread)
 

@@ -9,9 +9,12 @@ through a bounded ``WatchPipe`` to the connection's thread, which writes real HT
 A stall in the simulation means no chunks are written, so real clients hit their own read
 timeouts; a client that goes away closes the Stream from the client side.
 
-What a client can cost is bounded (see ``HttpLimits``): connections (429 beyond the limit), the
-time to send a request, its size, and the bytes a watch may queue for a slow reader before
-the server closes it (as kube-apiserver closes watchers that cannot keep up).
+What a client can cost is bounded (see ``HttpLimits``): requests in flight (as kube-apiserver's
+max-in-flight filter: beyond the limit a request is answered 429, and long-running requests such
+as watches do not count), connections (beyond the limit the server stops accepting until one
+closes, so the rest wait in the listen backlog), the time to send a request, its size, and the
+bytes a watch may queue for a slow reader before the server closes it (as kube-apiserver closes
+watchers that cannot keep up).
 """
 
 from __future__ import annotations
@@ -23,9 +26,9 @@ import socket
 import struct
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 
-from ..api.server import Reply, Request
+from ..api.server import Reply, Request, parse_bool
 from ..api.status import service_unavailable, too_many_requests
 from ..faults import ConnectionFault
 from ..kernel.realtime import DriverStopped, RealtimeDriver
@@ -38,18 +41,19 @@ log = logging.getLogger("fakecluster.http")
 
 POLL = 0.2              # seconds: how often a waiting connection thread looks up (stop, client gone)
 LINGER = 0.5            # seconds to drain a client's unread bytes before closing on an error
-MAX_CLOSING = 256       # refused connections left to close: beyond it the oldest goes at once
+LONG_RUNNING_SUBRESOURCES = ("log", "exec", "attach", "portforward", "proxy")
 READ_SIZE = 64 * 1024
 GONE = object()         # the client left before its answer came
 _ids = itertools.count(1)
 
 
-def _refusal() -> bytes:
-    """The max-in-flight filter's plain-text 429, as one whole response."""
-    error = too_many_requests(1)
-    body = error.body()
-    headers = {"Content-Type": error.content_type(), **error.headers, "Content-Length": str(len(body))}
-    return response_head(429, headers, close=True) + body
+def long_running(request: Request) -> bool:
+    """kube-apiserver's long-running request check: watches and streaming subresources, which
+    the max-in-flight filter does not count."""
+    parts = request.parts
+    if parts[2:3] == ["watch"] or (request.method == "GET" and parse_bool(request.query, "watch")):
+        return True
+    return len(parts) >= 5 and parts[-1] in LONG_RUNNING_SUBRESOURCES and parts[-3] == "pods"
 
 
 class HttpFrontDoor:
@@ -65,7 +69,7 @@ class HttpFrontDoor:
         self._stopping = threading.Event()
         self._connections: dict[int, tuple[socket.socket, threading.Thread]] = {}
         self._accepter: threading.Thread | None = None
-        self._closing: deque[tuple[float, socket.socket]] = deque()   # refused, closing soon
+        self._in_flight = 0   # requests being served that are not long-running
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -81,7 +85,6 @@ class HttpFrontDoor:
         if self._accepter is not None:
             self._accepter.join(timeout)
         self.listener.close()
-        self._close_refused(everything=True)
         with self._lock:
             connections = list(self._connections.values())
         for sock, _ in connections:
@@ -106,7 +109,10 @@ class HttpFrontDoor:
 
     def _accept_loop(self) -> None:
         while not self._stopping.is_set():
-            self._close_refused()
+            if self.open_connections >= self.limits.max_connections:
+                self.count("accept_paused")  # the rest wait in the listen backlog, as on a busy server
+                self._stopping.wait(POLL / 10)
+                continue
             try:
                 sock, _ = self.listener.accept()
             except (socket.timeout, TimeoutError):
@@ -119,17 +125,11 @@ class HttpFrontDoor:
 
     def _admit(self, sock: socket.socket) -> None:
         with self._lock:
-            full = len(self._connections) >= self.limits.max_connections
-            if not full:
-                number = next(_ids)
-                thread = threading.Thread(target=self._serve, args=(sock, number),
-                                          name=f"kubesim-http-{number}", daemon=True)
-                self._connections[number] = (sock, thread)
-                self.stats["peak_connections"] = max(self.stats["peak_connections"], len(self._connections))
-        if full:
-            self.count("refused_too_many_connections")
-            self._refuse(sock, _refusal())
-            return
+            number = next(_ids)
+            thread = threading.Thread(target=self._serve, args=(sock, number),
+                                      name=f"kubesim-http-{number}", daemon=True)
+            self._connections[number] = (sock, thread)
+            self.stats["peak_connections"] = max(self.stats["peak_connections"], len(self._connections))
         thread.start()
 
     def _serve(self, sock: socket.socket, number: int) -> None:
@@ -155,26 +155,6 @@ class HttpFrontDoor:
             with self._lock:
                 self._connections.pop(number, None)
 
-    def _refuse(self, sock: socket.socket, answer: bytes) -> None:
-        """Answer a connection over the limit without a thread: write, half-close, and leave the
-        socket open a moment (closing it at once, on a request not read yet, would reset the
-        connection before the client reads the answer). The accept loop closes it later."""
-        try:
-            sock.setblocking(False)
-            sock.send(answer)   # a fresh socket's send buffer takes a short answer whole
-            sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            _close(sock)
-            return
-        self._closing.append((time.monotonic() + LINGER, sock))
-        while len(self._closing) > MAX_CLOSING:
-            _close(self._closing.popleft()[1])
-
-    def _close_refused(self, everything: bool = False) -> None:
-        now = time.monotonic()
-        while self._closing and (everything or self._closing[0][0] <= now):
-            _close(self._closing.popleft()[1])
-
     def _reply_and_close(self, conn: Connection, status: int, headers: dict, body: bytes) -> None:
         """Answer, then drain what the client is still sending before closing, so that it reads
         the answer instead of a connection reset (Go's lingering close does the same)."""
@@ -196,6 +176,34 @@ class HttpFrontDoor:
         """Serve one request; True when the connection stays open for the next one."""
         request = Request.from_url(http_request.method, http_request.target, http_request.headers,
                                    http_request.body)
+        if long_running(request):
+            return self._serve_request(conn, http_request, request)
+        if not self._take_flight():
+            return self._too_many_requests(conn, http_request)
+        try:
+            return self._serve_request(conn, http_request, request)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _take_flight(self) -> bool:
+        """A place among the requests in flight (False: the limit is reached)."""
+        with self._lock:
+            if self._in_flight >= self.limits.max_in_flight:
+                return False
+            self._in_flight += 1
+            self.stats["peak_in_flight"] = max(self.stats["peak_in_flight"], self._in_flight)
+            return True
+
+    def _too_many_requests(self, conn: Connection, http_request) -> bool:
+        """The max-in-flight filter's answer: a plain-text 429 with Retry-After, the connection kept."""
+        self.count("refused_too_many_requests")
+        error = too_many_requests(1)
+        close = not http_request.keep_alive
+        conn.send_response(429, {"Content-Type": error.content_type(), **error.headers}, error.body(), close)
+        return not close
+
+    def _serve_request(self, conn: Connection, http_request, request: Request) -> bool:
         exchange = Exchange(request, self.limits.watch_buffer_bytes)
         try:
             self.driver.post(lambda: self.kernel.spawn(self._in_simulation, exchange,
@@ -251,6 +259,7 @@ class HttpFrontDoor:
             answer.stream.close_from_client()
             return
         exchange.stream, exchange.process = answer.stream, self.kernel.current()
+        exchange.content_type = answer.content_type
         answer.watcher.max_pending = self.limits.watch_backlog_bytes  # after the initial events
         exchange.answers.put(WATCH)
         self._forward(exchange)
@@ -290,7 +299,7 @@ class HttpFrontDoor:
         """Write the watch's events as HTTP chunks until it ends, breaks, or the client leaves."""
         ended = False
         try:
-            conn.send(response_head(200, {"Content-Type": "application/json", "Transfer-Encoding": "chunked"}))
+            conn.send(response_head(200, {"Content-Type": exchange.content_type, "Transfer-Encoding": "chunked"}))
             while not self._stopping.is_set():
                 chunks, outcome = exchange.pipe.take(POLL)
                 if chunks:

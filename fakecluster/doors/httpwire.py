@@ -65,7 +65,8 @@ class HttpLimits:
     """What one connection may cost; every default is a documented kube-apiserver/Go figure or
     a generous bound. Tests shrink the timeouts."""
 
-    max_connections: int = 64           # beyond it: 429 and close
+    max_in_flight: int = 400            # requests served at once, watches aside (--max-requests-inflight)
+    max_connections: int = 512          # beyond it the server stops accepting until one closes
     header_timeout: float = 10.0        # to send a request's line and headers (Go: ReadHeaderTimeout)
     idle_timeout: float = 90.0          # a kept-alive connection waiting for its next request
     body_timeout: float = 60.0          # to send the whole body once the head is in

@@ -73,23 +73,23 @@ class NodeState:
     used_memory: float = 0.0
     pods: set = field(default_factory=set)
     ready: bool = True           # False once the node is lost (its kubelet stops reporting)
-    unreachable: bool = False    # the node controller has tainted it node.kubernetes.io/unreachable
-    unschedulable: bool = False  # cordoned
+    unschedulable: bool = False  # cordoned (spec.unschedulable)
+    taints: list = field(default_factory=list)   # spec.taints of the Node object
     ip: str = "10.0.0.1"
     generation: int = 0          # bumped on every loss and return, so stale timers do nothing
 
-    def misfit(self, cpu: float, memory: float, selector: dict) -> tuple[str, ...]:
+    def misfit(self, cpu: float, memory: float, placement=None) -> tuple[str, ...]:
         """Why a pod with these requests cannot land here, in kube-scheduler's words ("" tuple: it fits).
 
-        Filters run in kube-scheduler's default order and stop at the first that fails, except
+        Filters run in kube-scheduler's default order (NodeUnschedulable, TaintToleration,
+        NodeAffinity, NodeResourcesFit) and stop at the first that fails, except
         NodeResourcesFit, which reports every resource that is short.
         """
-        if self.unschedulable:
-            return ("node(s) were unschedulable",)
-        if self.unreachable:
-            return ("node(s) had untolerated taint {node.kubernetes.io/unreachable: }",)
-        if selector and any(self.labels.get(k) != v for k, v in selector.items()):
-            return ("node(s) didn't match Pod's node affinity/selector",)
+        if placement is not None and (self.unschedulable or self.taints or placement.selector
+                                      or placement.has_terms):
+            refusal = placement.refusal(self)
+            if refusal is not None:
+                return (refusal,)
         short = ()
         if len(self.pods) + 1 > self.max_pods:
             short += ("Too many pods",)

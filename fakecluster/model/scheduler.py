@@ -9,7 +9,8 @@ Scheduling is asynchronous, as in Kubernetes: a new pod, freed capacity or a new
 scheduling attempt at the current virtual time (plus ``delay`` for new pods) instead of writing
 to the store from inside another write's notification.
 
-Waiting pods are kept in FIFO queues by *shape* (cpu, memory, node selector): pods of one shape
+Waiting pods are kept in FIFO queues by *shape* (cpu, memory, placement: node selector, required
+node affinity, tolerations; see ``placement``): pods of one shape
 fit the same nodes, so when room frees on a node only the oldest pod of each shape needs a look,
 and a new pod that joins a non-empty queue cannot fit anywhere either. A release costs
 O(shapes), not O(waiting pods), which keeps 100,000-pod backlogs cheap. The earliest-waiting pod
@@ -30,6 +31,7 @@ from ..api.store import ResourceStore
 from ..kernel.engine import ModelTimer
 from .behaviour import Outcome
 from .nodes import NodeState, pod_requests
+from .placement import SELECTOR_MISMATCH, placement_of
 
 # DefaultPreemption's per-node verdicts (pkg/scheduler/framework/preemption, default_preemption.go)
 PREEMPTION_NOT_HELPFUL = "Preemption is not helpful for scheduling"
@@ -39,8 +41,6 @@ NO_VICTIMS = "No preemption victims found for incoming pod"
 # UnschedulableAndUnresolvable, where kube-scheduler says preemption is not helpful.
 RESOLVABLE = ("Too many pods", "Insufficient cpu", "Insufficient memory")
 
-SELECTOR_MISMATCH = "node(s) didn't match Pod's node affinity/selector"
-
 
 @dataclass(eq=False)
 class Waiting:
@@ -49,7 +49,7 @@ class Waiting:
     key: tuple
     uid: str
     seq: int
-    shape: tuple   # (cpu, memory, sorted node-selector items)
+    shape: tuple   # (cpu, memory, Placement)
 
 
 class Scheduler:
@@ -140,17 +140,17 @@ class Scheduler:
             self.stuck[key] = (uid, "")
             self._unschedulable(key, pod, self._stuck_message(""))
             return
-        selector = pod["spec"].get("nodeSelector") or {}
-        shape = (cpu, memory, tuple(sorted(selector.items())))
+        placement = placement_of(pod["spec"])
+        shape = (cpu, memory, placement)
         queue = self._queues.get(shape)
         if queue and self._head(queue) is not None:
             # older pods of this shape fit nowhere, so neither does this one
             self._enqueue(key, uid, shape)
             self._unschedulable(key, pod, self._messages[shape])
             return
-        node = self._find_node(cpu, memory, selector)
+        node = self._find_node(cpu, memory, placement)
         if node is None:
-            misfits = self._misfits(cpu, memory, selector)
+            misfits = self._misfits(cpu, memory, placement)
             self._messages[shape] = unschedulable_message(len(self.nodes), misfits)
             self._enqueue(key, uid, shape)
             self._unschedulable(key, pod, self._messages[shape])
@@ -173,8 +173,8 @@ class Scheduler:
                     continue
                 if best is not None and head.seq > best[0].seq:
                     continue
-                cpu, memory, selector = shape
-                node = next((n for n in candidates if not n.misfit(cpu, memory, dict(selector))), None)
+                cpu, memory, placement = shape
+                node = next((n for n in candidates if not n.misfit(cpu, memory, placement)), None)
                 if node is not None:
                     best = (head, node)
             if best is None:
@@ -190,8 +190,8 @@ class Scheduler:
     def _refresh_messages(self) -> None:
         """The set of nodes changed: say so in the PodScheduled message of each waiting pod."""
         for shape, queue in self._queues.items():
-            cpu, memory, selector = shape
-            misfits = self._misfits(cpu, memory, dict(selector))
+            cpu, memory, placement = shape
+            misfits = self._misfits(cpu, memory, placement)
             self._messages[shape] = unschedulable_message(len(self.nodes), misfits)
         for key, entry in list(self.waiting.items()):
             pod = self._live(key, entry.uid)
@@ -240,19 +240,19 @@ class Scheduler:
         bound = self.pods.update(*key, lambda p: bind(p, node.name, self.timestamp()))
         self.on_bound(bound, node)
 
-    def _find_node(self, cpu: float, memory: float, selector: dict) -> NodeState | None:
+    def _find_node(self, cpu: float, memory: float, placement) -> NodeState | None:
         """The first node from the cursor on that has room, moving the cursor past it."""
         count = len(self._order)
         for step in range(count):
             node = self.nodes[self._order[(self._cursor + step) % count]]
-            if not node.misfit(cpu, memory, selector):
+            if not node.misfit(cpu, memory, placement):
                 self._cursor = (self._cursor + step + 1) % count
                 return node
         return None
 
-    def _misfits(self, cpu: float, memory: float, selector: dict) -> Counter:
+    def _misfits(self, cpu: float, memory: float, placement) -> Counter:
         """Why the nodes that refuse such a pod do: tuple of reasons -> number of nodes."""
-        return Counter(why for name in self._order if (why := self.nodes[name].misfit(cpu, memory, selector)))
+        return Counter(why for name in self._order if (why := self.nodes[name].misfit(cpu, memory, placement)))
 
     def _unschedulable(self, key, pod: dict, message: str) -> None:
         current = [c for c in pod.get("status", {}).get("conditions", []) if c.get("type") == "PodScheduled"]

@@ -24,7 +24,8 @@ def draw(dist: Distribution):
 
 def build_world(scenario: Scenario, seed: int) -> World:
     cluster = build_cluster(scenario, seed)
-    world = World(cluster, scenario.executor_config(), scenario.scheduler.loop_interval)
+    world = World(cluster, scenario.executor_config(), scenario.scheduler.loop_interval,
+                  max_tis_per_query=scenario.scheduler.max_tis_per_query)
     for fault in scenario.faults:
         schedule_fault(world, fault)
     add_workload(world, scenario.workload, seed)

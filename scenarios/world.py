@@ -15,15 +15,17 @@ import random
 from typing import Iterable
 
 from executor import ExecutorConfig, KubernetesExecutor, SchedulerJob, State, TaskInstance, TaskStore
+from executor.host import MAX_TIS_PER_QUERY
 from fakecluster import FakeCluster
 
 
 class World:
     def __init__(self, cluster: FakeCluster, config: ExecutorConfig | None = None,
-                 loop_interval: float = 1.0, mutation_hook=None):
+                 loop_interval: float = 1.0, mutation_hook=None, max_tis_per_query: int = MAX_TIS_PER_QUERY):
         self.cluster = cluster
         self.config = config or ExecutorConfig()
         self.loop_interval = loop_interval
+        self.max_tis_per_query = max_tis_per_query
         self.mutation_hook = mutation_hook
         self.store = TaskStore(cluster.runtime)
         self.jobs: list[SchedulerJob] = []
@@ -42,10 +44,7 @@ class World:
                 for task_id in task_ids]
 
     def states(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for ti in self.store.tis.values():
-            counts[str(ti.state)] = counts.get(str(ti.state), 0) + 1
-        return counts
+        return self.store.counts()
 
     # -- schedulers ----------------------------------------------------------------------------
 
@@ -61,7 +60,8 @@ class World:
         """Start a new scheduler job (a new job id) in the background."""
         job = SchedulerJob(self.store, self.cluster.runtime, str(next(self._job_ids)), self.make_executor,
                            self.loop_interval, self.config.scheduler_health_check_threshold,
-                           orphan_check_interval=self.config.orphaned_tasks_check_interval)
+                           orphan_check_interval=self.config.orphaned_tasks_check_interval,
+                           max_tis_per_query=self.max_tis_per_query)
         self.jobs.append(job)
         job.start()
         return job

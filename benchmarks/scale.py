@@ -5,6 +5,8 @@ the client's own floor for the same work.
     PYTHONPATH=. python benchmarks/scale.py --tasks 10000 --raw      # raw_watch_events
     PYTHONPATH=. python benchmarks/scale.py --sweep 1000,10000,100000 --json out.json
     PYTHONPATH=. python benchmarks/scale.py --sim-only --tasks 100000  # no client, no executor
+    PYTHONPATH=. python benchmarks/scale.py --scenario scenarios/catalogue/scale_100k.yaml  # the user path
+    PYTHONPATH=. python benchmarks/scale.py --small-worlds --runs 40   # small worlds' runs per second
 
 An end-to-end measurement is three fresh processes, one after the other (same seed, so the same
 simulated world: same requests, same bytes):
@@ -21,6 +23,10 @@ simulated world: same requests, same bytes):
    The replay checks the requests (method, URL, body), that every answer is used, and that it
    decoded as many watch events as the executor handled.
 3. **profile**: the simulated run under the sampling profiler, to split its time by layer.
+
+``--scenario FILE`` times ``kubesim run FILE`` (the runner with its trace, watchdog, progress,
+metrics, invariants and report) beside the same file's world run bare, and ``--small-worlds`` how
+many small worlds one process runs per second: see ``user_path.py``.
 
 ``--sim-only`` runs N pods through the simulation alone: created straight into the API server
 (through the gateway, so admission, validation, the store, the scheduler, the kubelets and the
@@ -43,10 +49,12 @@ import time
 import tracemalloc
 from collections import Counter
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import kubernetes.client
 from rich.console import Console
 
+import user_path
 from scale_report import LAYERS, describe, group_results, print_result, print_sweep, verdicts
 from replay import (ClientCall, RecordingApi, ReplayMismatch, received_bytes, record_bytes,
                     replay_calls, replay_client)
@@ -599,6 +607,12 @@ def parse_args(argv=None):
     parser.add_argument("--tasks", type=int, default=10_000, help="tasks (pods) to run")
     parser.add_argument("--sweep", help="comma-separated task counts, each run in fresh processes")
     parser.add_argument("--sim-only", action="store_true", help="the simulation alone: no client, no executor")
+    parser.add_argument("--scenario", metavar="FILE",
+                        help="time `kubesim run FILE` beside the file's bare world (--sweep scales its tasks)")
+    parser.add_argument("--small-worlds", action="store_true",
+                        help=f"runs per second of a small scenario in one process (--scenario, default "
+                             f"{user_path.DEFAULT_SMALL})")
+    parser.add_argument("--runs", type=int, default=40, help="warm runs for --small-worlds")
     parser.add_argument("--raw", action="store_true", help="the executor's raw_watch_events path")
     parser.add_argument("--nodes", type=int, help="nodes (default: 1,000 from 10,000 tasks, else max(3, N/100))")
     parser.add_argument("--node-pods", type=int, default=250, help="pod capacity per node")
@@ -624,6 +638,10 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.tasks < 1:
         parser.error("--tasks must be at least 1")
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+    if args.scenario and not os.path.isfile(args.scenario):
+        parser.error(f"--scenario {args.scenario}: no such file")
     return args
 
 
@@ -654,7 +672,7 @@ def main(argv=None) -> int:
     results = load_results(args.from_json) if args.from_json else run_all(args, argv, console)
     for group in group_results(results):
         if len(group) > 1:
-            print_sweep(group, console)
+            (user_path.print_growth if group[0]["mode"] == "user-path" else print_sweep)(group, console)
     if args.json:
         with open(args.json, "w") as out:
             json.dump(results if len(results) > 1 else results[0], out, indent=2)
@@ -662,7 +680,17 @@ def main(argv=None) -> int:
 
 
 def run_all(args, argv: list[str], console: Console) -> list[dict]:
+    if args.small_worlds:
+        result = user_path.small_worlds(args.scenario or user_path.DEFAULT_SMALL, args.runs)
+        user_path.print_result(result, console)
+        return [result]
     counts = [int(n.replace("_", "")) for n in args.sweep.split(",")] if args.sweep else [args.tasks]
+    if args.scenario:
+        results = []
+        for tasks in counts if args.sweep else [None]:
+            results.append(user_path.compare(Path(args.scenario), tasks))
+            user_path.print_result(results[-1], console)
+        return results
     run = sim_only if args.sim_only else end_to_end
     results = []
     for tasks in counts:
@@ -678,10 +706,16 @@ def load_results(paths: list[str]) -> list[dict]:
         with open(path) as saved:
             loaded = json.load(saved)
         results.extend(loaded if isinstance(loaded, list) else [loaded])
-    results.sort(key=lambda result: result["workload"]["tasks"])
+    results.sort(key=lambda result: result["workload"]["tasks"] or 0)
     for result in results:
+        console = Console(width=int(os.environ.get("COLUMNS", 140)))
+        if result["mode"] in ("user-path", "small-worlds"):
+            if result["mode"] == "user-path":
+                result["verdicts"] = user_path.verdicts(result)
+            user_path.print_result(result, console)
+            continue
         result["verdicts"] = verdicts(result)
-        print_result(result, Console(width=int(os.environ.get("COLUMNS", 140))))
+        print_result(result, console)
     return results
 
 

@@ -20,6 +20,14 @@ from typing import Any
 import yaml
 from kubernetes.client import ApiClient, V1Pod
 
+try:
+    from orjson import dumps as dump_json
+except ImportError:  # pragma: no cover - orjson is a dependency; the executor runs without it
+    import json
+
+    def dump_json(value: Any) -> bytes:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+
 from .keys import CommandType, TaskInstanceKey
 
 POD_NAME_MAX_LENGTH = 63  # pod names double as hostnames, which Linux caps at 64 - 1
@@ -226,7 +234,10 @@ def _read_template(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def executor_config_pod_override(executor_config: object) -> V1Pod | None:
     """The ``pod_override`` of a task's ``executor_config`` (a V1Pod or an API-form pod dict).
-    ``pod_template_file`` is allowed beside it, as upstream allows; it is read elsewhere."""
+    ``pod_template_file`` is allowed beside it, as upstream allows; it is read elsewhere.
+
+    A pod dict is parsed once per distinct content (``parsed_overrides``): every task carrying
+    an equal dict gets the same V1Pod, which is only read (``construct_pod`` copies from it)."""
     if executor_config is None:
         return None
     if not isinstance(executor_config, Mapping):
@@ -244,11 +255,55 @@ def executor_config_pod_override(executor_config: object) -> V1Pod | None:
     if not isinstance(override, Mapping):
         raise InvalidExecutorConfig(f"executor_config['pod_override'] must be a V1Pod or a pod "
                                     f"dict, got {type(override).__name__}: {override!r}")
+    return parsed_overrides.parse(override)
+
+
+class ParsedOverrides:
+    """``pod_override`` dicts parsed into V1Pods, once per distinct content.
+
+    A backfill queues thousands of tries with the same ``executor_config``; parsing each into
+    its own V1Pod costs about 50 us and 9 KB a try. Entries are keyed by the dict's content (its
+    JSON bytes, which keep 1, 1.0 and true apart), so an equal dict built anew hits and a dict
+    changed after it was parsed misses. At most ``size`` are kept, the oldest forgotten first.
+    Invalid overrides are not kept: they fail their task each time.
+    """
+
+    def __init__(self, size: int = 256):
+        self.size = size
+        self._pods: dict[object, V1Pod] = {}
+        self.parsed = 0  # how many dicts were actually parsed (the rest came from here)
+
+    def parse(self, override: Mapping[str, Any]) -> V1Pod:
+        try:
+            key = json_key(override)
+        except TypeError:  # not JSON-like (a model inside, say): parse it, keep nothing
+            return self._parse(override)
+        pod = self._pods.get(key)
+        if pod is None:
+            pod = self._pods[key] = self._parse(override)
+            if len(self._pods) > self.size:
+                del self._pods[next(iter(self._pods))]
+        return pod
+
+    def _parse(self, override: Mapping[str, Any]) -> V1Pod:
+        self.parsed += 1
+        try:
+            return pod_from_dict(override)
+        except ValueError as error:
+            raise InvalidExecutorConfig(f"executor_config['pod_override'] is not a valid pod: "
+                                        f"{error}") from error
+
+
+parsed_overrides = ParsedOverrides()
+
+
+def json_key(value: Any) -> bytes:
+    """The content of an API-form value as JSON bytes (dict order kept); TypeError if it is
+    not JSON-like."""
     try:
-        return pod_from_dict(override)
-    except ValueError as error:
-        raise InvalidExecutorConfig(f"executor_config['pod_override'] is not a valid pod: "
-                                    f"{error}") from error
+        return dump_json(value)
+    except (TypeError, ValueError) as error:  # orjson raises its TypeError subclass
+        raise TypeError(str(error)) from None
 
 
 def construct_pod(key: TaskInstanceKey, command: CommandType, scheduler_job_id: object,

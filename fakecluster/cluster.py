@@ -58,8 +58,8 @@ class FakeCluster:
         self.record_events = record_events  # core/v1 Events (FailedScheduling, BackOff, Evicted...)
         self._stamp: tuple[int, str] = (-1, "")
         self.rng = random.Random(seed)
-        self.faker = Faker()
-        self.faker.seed_instance(self.rng.getrandbits(32))
+        self._faker: Faker | None = None
+        self._faker_seed = self.rng.getrandbits(32)  # drawn here, so every later draw is as it was
         self.env = simpy.Environment()
         self.kernel = Kernel(self.env, horizon)
         self.runtime = SimRuntime(self.kernel)
@@ -100,6 +100,15 @@ class FakeCluster:
             self.create_namespace(namespace)
         for i in range(nodes):
             self.add_node(f"node-{i + 1}", node_cpu, node_memory, node_pods)
+
+    @property
+    def faker(self) -> Faker:
+        """The world's Faker, seeded from its RNG; made on first use (it costs about 5 ms, as
+        much as the rest of a small world, and most worlds never ask for a fake name)."""
+        if self._faker is None:
+            self._faker = Faker()
+            self._faker.seed_instance(self._faker_seed)
+        return self._faker
 
     # -- time and processes --------------------------------------------------------------------
 

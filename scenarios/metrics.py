@@ -1,8 +1,13 @@
-"""Metrics of a finished run: throughput, latencies, API calls, watch health, retries."""
+"""Metrics of a finished run: throughput, latencies, API calls, watch health, retries.
+
+Each metric and series is one pass over what the run recorded (its trace, the task histories),
+so measuring costs in proportion to the run's events; ``tests/test_run_costs.py`` counts it.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 
 from executor import State
 
@@ -54,18 +59,27 @@ def result_latencies(world) -> list[float]:
 
 
 def phases_over_time(trace: list[tuple]) -> list[tuple[float, dict[str, int]]]:
-    """(time, {phase: count}) after every pod change: the pods-by-phase plot's data."""
+    """(time, {phase: count}) after every pod change: the pods-by-phase plot's data.
+
+    One pass with a running count: a change moves one pod out of its phase and into another,
+    so each entry costs the same however many pods are alive (100,000 tasks make 500,000)."""
     current: dict[tuple, str] = {}
+    counts: dict[str, int] = {}  # only phases some pod is in
     series = []
     for entry in trace:
         if len(entry) != 7 or entry[3] != "Pod":
             continue
         when, _rv, kind, _k, namespace, name, phase = entry
-        if kind == "DELETED":
-            current.pop((namespace, name), None)
-        else:
-            current[(namespace, name)] = phase
-        series.append((when, dict(Counter(current.values()))))
+        key = (namespace, name)
+        before = current.pop(key, None)
+        if before is not None:
+            counts[before] -= 1
+            if not counts[before]:
+                del counts[before]
+        if kind != "DELETED":
+            current[key] = phase
+            counts[phase] = counts.get(phase, 0) + 1
+        series.append((when, dict(counts)))
     return series
 
 
@@ -85,6 +99,30 @@ def queue_depth(world) -> list[tuple[float, int]]:
         depth += change
         series.append((when, depth))
     return series
+
+
+@dataclass
+class Measured:
+    """Everything the runner reports about a finished world."""
+
+    makespan: float
+    metrics: dict[str, float]
+    api_calls: list[tuple[str, str, int]]
+    phases: list[tuple[float, dict[str, int]]]
+    queue_depth: list[tuple[float, int]]
+
+
+def measure(world) -> Measured:
+    makespan = last_terminal_time(world)
+    return Measured(makespan, compute(world, makespan), api_table(world),
+                    phases_over_time(world.cluster.trace), queue_depth(world))
+
+
+def last_terminal_time(world) -> float:
+    """When the last task try ended (the run's makespan); the world's clock if none did."""
+    times = [when for ti in world.store.tis.values() for when, state, _ in ti.history
+             if state in ("success", "failed")]
+    return max(times, default=world.cluster.now)
 
 
 def compute(world, makespan: float) -> dict[str, float]:

@@ -68,11 +68,18 @@ class Outcome:
 def load_mutants(path: Path = MUTANTS) -> list[Mutant]:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or []
-        mutants = [Mutant.model_validate(entry) for entry in raw]
     except (OSError, yaml.YAMLError) as exc:
         raise MutationError(f"{path}: cannot read the mutants: {exc}") from exc
-    except ValidationError as exc:
-        raise MutationError(f"{path}: {exc}") from exc
+    if not isinstance(raw, list):
+        raise MutationError(f"{path}: expected a list of mutants (- name: ...), got {type(raw).__name__}")
+    mutants = []
+    for number, entry in enumerate(raw, 1):
+        try:
+            mutants.append(Mutant.model_validate(entry))
+        except ValidationError as exc:
+            name = entry.get("name", "?") if isinstance(entry, dict) else "?"
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'entry'}: {e['msg']}" for e in exc.errors())
+            raise MutationError(f"{path}: mutant {number} ({name}): {problems}") from exc
     names = [m.name for m in mutants]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:

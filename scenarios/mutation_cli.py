@@ -47,7 +47,7 @@ def cmd_mutate(args, console: Console) -> int:
         outcomes = run_all(mutants, args.catalogue, args.workers, args.every_scenario,
                            on_done=lambda outcome: console.print(progress_line(outcome), highlight=False))
     except MutationError as exc:
-        console.print(f"[red]{escape(str(exc))}[/]")
+        console.print(f"[red]{escape(str(exc))}[/]", soft_wrap=True)
         return BAD_INPUT
     console.print(table(outcomes))
     killed = sum(o.killed for o in outcomes)

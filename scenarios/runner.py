@@ -81,22 +81,15 @@ def run(loaded: LoadedScenario, seed: int | None = None,
                                 world.cluster.now))
     except SimulationStalled as exc:
         failures.append(Failure("progress", f"the simulation stalled: {exc}", None, world.cluster.now))
-    makespan = last_terminal_time(world)
-    result = Result(loaded.id, str(loaded.path), seed, world.cluster.now, measure.compute(world, makespan),
-                    api_calls=measure.api_table(world), last_events=world.cluster.trace[-15:],
-                    phases=measure.phases_over_time(world.cluster.trace), faults=fault_marks,
-                    queue_depth=measure.queue_depth(world),
+    measured = measure.measure(world)
+    result = Result(loaded.id, str(loaded.path), seed, world.cluster.now, measured.metrics,
+                    api_calls=measured.api_calls, last_events=world.cluster.trace[-15:],
+                    phases=measured.phases, faults=fault_marks, queue_depth=measured.queue_depth,
                     replay=replay_command(loaded, seed))
     failures += [Failure(v.invariant, v.describe(), None, v.time) for v in final_checks(world, watchdog)]
     failures += check_expectations(loaded, result.metrics, world)
     result.failures = failures
     return result
-
-
-def last_terminal_time(world) -> float:
-    times = [when for ti in world.store.tis.values() for when, state, _ in ti.history
-             if state in ("success", "failed")]
-    return max(times, default=world.cluster.now)
 
 
 def check_expectations(loaded: LoadedScenario, metrics: dict, world) -> list[Failure]:

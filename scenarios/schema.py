@@ -87,6 +87,9 @@ class ClusterSpec(Strict):
 
 class SchedulerSpec(Strict):
     loop_interval: float = Field(default=1.0, gt=0, description="seconds between scheduler loops")
+    max_tis_per_query: int = Field(default=512, ge=0, description=
+                                   "task instances queued per scheduler loop at most, whatever the "
+                                   "parallelism (Airflow's [scheduler] max_tis_per_query; 0: no cap)")
 
 
 class Arrival(Strict):

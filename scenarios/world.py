@@ -16,15 +16,17 @@ from typing import Iterable
 
 from executor import (ExecutorConfig, KubernetesExecutor, QueuedTimeout, SchedulerJob, State, TaskInstance,
                       TaskStore)
+from executor.host import MAX_TIS_PER_QUERY
 from fakecluster import FakeCluster
 
 
 class World:
     def __init__(self, cluster: FakeCluster, config: ExecutorConfig | None = None,
-                 loop_interval: float = 1.0, mutation_hook=None):
+                 loop_interval: float = 1.0, mutation_hook=None, max_tis_per_query: int = MAX_TIS_PER_QUERY):
         self.cluster = cluster
         self.config = config or ExecutorConfig()
         self.loop_interval = loop_interval
+        self.max_tis_per_query = max_tis_per_query
         self.mutation_hook = mutation_hook
         self.store = TaskStore(cluster.runtime)
         self.jobs: list[SchedulerJob] = []
@@ -45,10 +47,7 @@ class World:
                 for task_id in task_ids]
 
     def states(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for ti in self.store.tis.values():
-            counts[str(ti.state)] = counts.get(str(ti.state), 0) + 1
-        return counts
+        return self.store.counts()
 
     # -- schedulers ----------------------------------------------------------------------------
 
@@ -75,7 +74,8 @@ class World:
                            orphan_check_interval=config.orphaned_tasks_check_interval,
                            queued_timeout=QueuedTimeout(config.task_queued_timeout,
                                                         config.task_queued_timeout_check_interval,
-                                                        config.num_stuck_in_queued_retries))
+                                                        config.num_stuck_in_queued_retries),
+                           max_tis_per_query=self.max_tis_per_query)
         self.jobs.append(job)
         job.start()
         return job

@@ -99,4 +99,6 @@ def test_a_bad_mutants_file_is_bad_input(tmp_path, capsys):
     bad = tmp_path / "mutants.yaml"
     bad.write_text("- name: Bad Name\n  behaviour: b\n", encoding="utf-8")
     assert main(["mutate", "--mutants", str(bad)]) == 2
-    assert "mutants.yaml" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "mutants.yaml: mutant 1 (Bad Name): name: String should match pattern" in out
+    assert "guarded_by: Field required" in out

@@ -83,24 +83,35 @@ class World:
     # -- running -------------------------------------------------------------------------------
 
     def run_until_done(self, timeout: float | None = None) -> None:
-        """Start a scheduler if none runs, then run until every task is terminal."""
+        """Start a scheduler if none runs, then run until every task is terminal.
+
+        With no scheduler alive it keeps waiting while anything is still scheduled in the
+        simulation (a fault timeline may start a successor later); TimeoutError after
+        ``timeout`` virtual seconds, raised here rather than inside the simulation."""
         if not any(job.running for job in self.jobs):
             self.start_scheduler()
+        deadline = None if timeout is None else self.cluster.now + timeout
 
-        def wait_until_done():
-            deadline = None if timeout is None else self.cluster.now + timeout
-            while not self.store.all_done() and any(job.running or job.handle.is_alive() for job in self.jobs):
+        def wait_until_done() -> bool:
+            while not self.store.all_done():
                 for job in self.jobs:  # a scheduler that died of an error: say why, do not wait
                     if not job.handle.is_alive() and getattr(job.handle, "exception", None) is not None:
                         raise job.handle.exception
+                alive = any(job.running or job.handle.is_alive() for job in self.jobs)
+                upcoming = self.cluster.env.peek()  # nothing scheduled: no successor can come
+                if not alive and upcoming == float("inf"):
+                    break
                 if deadline is not None and self.cluster.now >= deadline:
-                    raise TimeoutError(f"tasks not done after {timeout}s of virtual time: {self.states()}")
-                self.cluster.sleep(self.loop_interval)
+                    return False
+                pause = self.loop_interval if alive else max(self.loop_interval, upcoming - self.cluster.now)
+                self.cluster.sleep(pause if deadline is None else min(pause, max(0.0, deadline - self.cluster.now)))
             for job in self.jobs:
                 if job.handle is not None:
                     job.handle.join()
+            return True
 
-        self.cluster.run(wait_until_done)
+        if not self.cluster.run(wait_until_done):
+            raise TimeoutError(f"tasks not done after {timeout}s of virtual time: {self.states()}")
 
     def terminal(self) -> bool:
         return all(ti.state in (State.SUCCESS, State.FAILED) for ti in self.store.tis.values())

@@ -161,3 +161,30 @@ def test_watchdog_flags_a_try_reported_twice():
     assert watchdog.violations == []
     watchdog.on_state(key, State.FAILED, "replayed")
     assert [v.invariant for v in watchdog.violations] == ["reported once"]
+
+
+# -- the world's run loop --------------------------------------------------------------------------
+
+def test_run_until_done_waits_for_a_successor_started_later_by_a_timer():
+    cluster = FakeCluster(seed=5, nodes=1)
+    world = World(cluster)
+    world.add_tasks("etl", [f"t{i}" for i in range(4)])
+    world.start_scheduler()
+    cluster.at(3, world.crash_scheduler)           # no scheduler alive from t=3 ...
+    cluster.at(60, world.start_scheduler)          # ... until its successor starts at t=60
+    world.run_until_done(timeout=600)
+    assert world.terminal() and len(world.jobs) == 2, world.states()
+    assert cluster.now >= 60
+
+
+def test_run_until_done_timeout_is_raised_outside_the_simulation(caplog):
+    cluster = FakeCluster(seed=5, nodes=1)
+    world = World(cluster)
+    world.add_tasks("etl", ["t0"])
+    try:
+        world.run_until_done(timeout=2)
+    except TimeoutError as exc:
+        assert "not done after 2" in str(exc)
+    else:
+        raise AssertionError("a 10 s task cannot finish in 2 s")
+    assert not cluster.kernel.crashed and "crashed" not in caplog.text  # no process died of it

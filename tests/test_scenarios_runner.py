@@ -188,3 +188,13 @@ def test_run_until_done_timeout_is_raised_outside_the_simulation(caplog):
     else:
         raise AssertionError("a 10 s task cannot finish in 2 s")
     assert not cluster.kernel.crashed and "crashed" not in caplog.text  # no process died of it
+
+
+def test_queue_depth_never_goes_negative_and_spans_the_whole_run():
+    [loaded] = load(Path(__file__).parent.parent / "scenarios/catalogue/scheduler_restart.yaml")
+    result = run(loaded)
+    depths = [depth for _, depth in result.queue_depth]
+    times = [t for t, _ in result.queue_depth]
+    assert min(depths) == 0 and max(depths) > 0
+    assert times == sorted(set(times))                      # one point per instant
+    assert times[0] == 0 and times[-1] == result.virtual_seconds and depths[-1] == 0

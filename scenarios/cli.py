@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -61,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="check scenario files without running them")
     validate.add_argument("files", type=Path, nargs="+")
+    validate.add_argument("-v", "--verbose", action="store_true",
+                          help="also show the defaults that apply (what the file leaves out)")
     validate.set_defaults(handler=cmd_validate)
 
     schema = commands.add_parser("schema", help="print the scenario JSON Schema (for editors)")
@@ -207,7 +210,13 @@ def cmd_validate(args, console: Console) -> int:
             print(exc, file=sys.stderr)
             status = BAD_INPUT
             continue
-        console.print(f"{path}: ok ({len(loaded)} scenario{'s' * (len(loaded) > 1)})", soft_wrap=True)
+        console.print(escape(f"{path}: ok ({len(loaded)} scenario{'s' * (len(loaded) > 1)})"), soft_wrap=True)
+        if args.verbose:
+            from .defaults import defaults_in_force
+            for scenario in loaded:
+                console.print(escape(f"  {scenario.id}: defaults that apply (not set in the file):"), soft_wrap=True)
+                for key, value in defaults_in_force(scenario.scenario):
+                    console.print(escape(f"    {key}: {value}"), soft_wrap=True, highlight=False)
     return status
 
 

@@ -6,6 +6,7 @@ which faults strike when, what must hold at the end and when the run ends.
 
 from __future__ import annotations
 
+import difflib
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
@@ -231,7 +232,9 @@ METRICS = ("makespan", "throughput", "tasks_succeeded", "tasks_failed", "queue_w
 
 def known_metric(name: str) -> str:
     if name not in METRICS:
-        raise ValueError(f"unknown metric {name}; known: {', '.join(METRICS)}")
+        guess = difflib.get_close_matches(name, METRICS, n=1)
+        hint = f"did you mean {guess[0]}? " if guess else ""
+        raise ValueError(f"unknown metric {name}; {hint}known: {', '.join(METRICS)}")
     return name
 
 

@@ -156,3 +156,14 @@ def test_bad_arguments_exit_2(argv, capsys):
         status = exc.code
     assert status == 2
     assert capsys.readouterr().err
+
+
+def test_validate_verbose_shows_the_defaults_that_apply(tmp_path, capsys):
+    path = tmp_path / "short.yaml"
+    path.write_text("cluster: {nodes: 2}\nexpect: {all_tasks: success}\n", encoding="utf-8")
+    assert main(["validate", "-v", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "short: defaults that apply (not set in the file):" in out
+    assert "    workload: {dags: 1, tasks_per_dag: 10," in out and "run_seconds: {constant: 30}" in out
+    assert "    cluster.node: {cpu: \"8\"" in out and "    until: {max_virtual_seconds: 21600}" in out
+    assert "cluster.nodes" not in out and "all_tasks" not in out  # set in the file: not a default

@@ -281,10 +281,13 @@ class SchedulerJob:
                    if ti.queued_by_job_id and ti.queued_by_job_id not in live and ti.queued_by_job_id != self.job_id]
         if not orphans:
             return
-        for ti in self.executor.try_adopt_task_instances(orphans):
+        not_adopted = self.executor.try_adopt_task_instances(orphans)
+        for ti in not_adopted:
             log.info("resetting orphaned task %s", ti.key)
             ti.queued_by_job_id = None
             self.store.set_state(ti, State.SCHEDULED)
+        log.info("scheduler %s adopted %d of %d orphaned tries of dead schedulers, reset %d",
+                 self.job_id, len(orphans) - len(not_adopted), len(orphans), len(not_adopted))
         for ti in orphans:
             if ti.state in (State.QUEUED, State.RUNNING):
                 ti.queued_by_job_id = self.job_id

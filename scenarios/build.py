@@ -8,6 +8,7 @@ from fakecluster import Behaviour, ErrorRule, FakeCluster, Faults, Outage, const
 from executor import State, TaskInstance
 
 from .schema import Distribution, Fault, Scenario, WorkloadSpec
+from .timeline import FaultLog, label_of
 from .world import World
 
 
@@ -22,11 +23,11 @@ def draw(dist: Distribution):
     return lognormal(dist.lognormal.median, dist.lognormal.p99)
 
 
-def build_world(scenario: Scenario, seed: int) -> World:
+def build_world(scenario: Scenario, seed: int, fault_log: FaultLog | None = None) -> World:
     cluster = build_cluster(scenario, seed)
     world = World(cluster, scenario.executor_config(), scenario.scheduler.loop_interval)
     for fault in scenario.faults:
-        schedule_fault(world, fault)
+        schedule_fault(world, fault, fault_log)
     add_workload(world, scenario.workload, seed)
     return world
 
@@ -102,9 +103,12 @@ def task_name(faker: Faker, style: str, i: int) -> str:
     return f"{faker.word()}_{faker.random_element(['extract', 'load', 'transform', 'report'])}_{i}"
 
 
-def schedule_fault(world: World, fault: Fault) -> None:
+def schedule_fault(world: World, fault: Fault, fault_log: FaultLog | None = None) -> None:
+    """Put one fault on the world's timeline; ``fault_log`` records each strike and window."""
     cluster, faults = world.cluster, world.cluster.faults
     action = fault.action
+    if fault_log is not None:
+        record_window(fault_log, fault)
     if action == "api_errors":
         rule = fault.api_errors
         faults.errors.append(ErrorRule(rule.code, tuple(rule.verbs), probability=rule.probability,
@@ -119,6 +123,9 @@ def schedule_fault(world: World, fault: Fault) -> None:
         faults.reset_probability = fault.connection_resets
         return
     strike = timed_action(world, fault)
+    if fault_log is not None:
+        act, label = strike, label_of(fault)
+        strike = lambda: fault_log.strike(cluster.now, action, label, act())
     times = [fault.at]
     if fault.every:
         end = fault.until if fault.until is not None else world.cluster.kernel.horizon
@@ -126,6 +133,20 @@ def schedule_fault(world: World, fault: Fault) -> None:
             times.append(times[-1] + fault.every)
     for when in times:
         cluster.at(when, strike)
+
+
+def record_window(fault_log: FaultLog, fault: Fault) -> None:
+    """The faults that hold for a while: error rules, outages, connection resets, a lost node."""
+    action = fault.action
+    if action == "api_errors":
+        fault_log.window(fault.api_errors.start, fault.api_errors.end, action, label_of(fault))
+    elif action == "outage":
+        fault_log.window(fault.outage.start, fault.outage.end, action, label_of(fault))
+    elif action == "connection_resets":
+        fault_log.window(0.0, None, action, label_of(fault))
+    elif action == "lose_node" and fault.lose_node.restore_after:
+        fault_log.window(fault.at, fault.at + fault.lose_node.restore_after, action,
+                         f"{fault.lose_node.node} down")
 
 
 def timed_action(world: World, fault: Fault):
@@ -158,7 +179,8 @@ def timed_action(world: World, fault: Fault):
     raise ValueError(f"unknown fault action {action}")
 
 
-def evict_running(world: World, count: int) -> None:
+def evict_running(world: World, count: int) -> int:
+    """Evict up to ``count`` running pods, drawn by the seeded RNG; how many were evicted."""
     running = [p for p in world.cluster.pods() if (p.get("status") or {}).get("phase") == "Running"]
-    for pod in world.cluster.rng.sample(running, min(count, len(running))):
-        world.cluster.evict(pod["metadata"]["namespace"], pod["metadata"]["name"])
+    chosen = world.cluster.rng.sample(running, min(count, len(running)))
+    return sum(bool(world.cluster.evict(pod["metadata"]["namespace"], pod["metadata"]["name"])) for pod in chosen)

@@ -14,6 +14,16 @@ from dataclasses import dataclass, field
 
 from executor import State
 
+# Every invariant by the name its violations carry: what it means, and whether it is judged
+# only at the end of a run (a run cut off by until.max_virtual_seconds cannot judge those).
+INVARIANTS = {
+    "no task lost": ("every task ends success or failed", True),
+    "one live pod per try": ("never two live pods for one task try", False),
+    "no orphan pods": ("every pod left at the end is terminal and labelled done", True),
+    "reported once": ("each terminal pod reported to the scheduler once per try", False),
+    "slots never leaked": ("no live scheduler's executor still holds a running key at the end", True),
+}
+
 TERMINAL_PHASES = ("Succeeded", "Failed")
 DONE_LABEL = "airflow_executor_done"
 

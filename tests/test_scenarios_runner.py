@@ -70,8 +70,14 @@ def test_too_short_a_run_fails_the_until_check(tmp_path):
     assert "until" in checks, result.failures
     assert checks["until"].line == UNTIL_LINE
     assert "not done after 4" in checks["until"].message
-    assert "no task lost" in checks  # the invariant sees the unfinished tasks too
     assert result.virtual_seconds >= 4
+    # a clean failure: the cut-off, the metrics up to it, and no verdict the cut made meaningless
+    assert "no task lost" not in checks and "no orphan pods" not in checks
+    verdicts = {c.name: c.passed for c in result.invariants}
+    assert verdicts["no task lost"] is None and verdicts["one live pod per try"] is True
+    assert result.metrics["pods_created"] == 3 and result.metrics["api_calls"] > 0
+    assert result.expectations[0].name == "until.max_virtual_seconds" and result.expectations[0].passed is False
+    assert result.crash == "" and not any("crashed" in line.message for line in result.log_lines)
 
 
 def test_same_seed_same_run_and_replay_names_the_seed(tmp_path):

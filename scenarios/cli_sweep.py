@@ -1,0 +1,93 @@
+"""``kubesim sweep``: a grid of scenario keys run in parallel, shown as a table that stays
+readable in 80 columns (headers wrap at word boundaries; the full keys are listed under it)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .cli import BAD_INPUT, bad_output, bad_plot_path
+
+SHOWN = ("throughput", "tasks_failed", "api_errors")
+
+
+def cmd_sweep(args, console: Console) -> int:
+    from .schema import METRICS
+    from .sweep import DaskUnavailable, parse_sets, points, sweep
+    if bad_plot_path("sweep", args.plot) or bad_output("sweep", "--json", args.json_out):
+        return BAD_INPUT
+    problem = sweep_argument_problem(args, METRICS)
+    if problem:
+        print(f"kubesim sweep: {problem}", file=sys.stderr)
+        return BAD_INPUT
+    try:
+        grid = parse_sets(args.sets)
+    except ValueError as exc:
+        print(f"kubesim sweep: {exc}", file=sys.stderr)
+        return BAD_INPUT
+    if not grid:
+        print("kubesim sweep: give at least one --set KEY=V1,V2", file=sys.stderr)
+        return BAD_INPUT
+    total = len(points(grid))
+    with Progress(TextColumn("[bold]sweep"), BarColumn(), TextColumn("{task.completed} runs"),
+                  TimeElapsedColumn(), console=console, disable=not console.is_terminal) as bar:
+        task = bar.add_task("sweep", total=None)
+        try:
+            rows = sweep(args.file, grid, workers=args.workers, seed=args.seed, dask_address=args.dask,
+                         on_row=lambda row: bar.advance(task), dask_timeout=args.dask_timeout)
+        except DaskUnavailable as exc:
+            print(f"kubesim sweep: {exc}", file=sys.stderr)
+            return BAD_INPUT
+    print_sweep(console, args, grid, rows, total)
+    if args.json_out:
+        args.json_out.write_text(json.dumps(rows, indent=2, default=str))
+        console.print(escape(f"wrote {args.json_out}"), soft_wrap=True)
+    if args.plot:
+        from .plots import plot_sweep
+        console.print(escape(f"wrote {plot_sweep(rows, list(grid)[:2], args.metric, args.plot)}"), soft_wrap=True)
+    return 0 if all(r["passed"] for r in rows) else 1
+
+
+def sweep_argument_problem(args, metrics) -> str | None:
+    if args.metric not in metrics:
+        return f"unknown metric {args.metric!r}; known: {', '.join(metrics)}"
+    if args.workers < 1:
+        return f"--workers must be at least 1, not {args.workers}"
+    if args.dask_timeout <= 0:
+        return f"--dask-timeout must be more than 0 seconds, not {args.dask_timeout:g}"
+    return None
+
+
+def print_sweep(console: Console, args, grid: dict, rows: list[dict], total: int) -> None:
+    from .glossary import meaning_of
+    from .sweep import iter_table
+    keys = list(grid)
+    shown = [args.metric] + [m for m in SHOWN if m != args.metric]
+    variants = any(row.get("variant") for row in rows)
+    runs = f"{total} points" + (f" x {len(rows) // max(total, 1)} variants" if variants else "")
+    table = Table(title=escape(f"sweep of {args.file} ({runs})"))
+    if variants:
+        table.add_column("variant")
+    for key in keys:
+        table.add_column(header(key.rsplit(".", 1)[-1]), justify="right")
+    for metric in shown:
+        unit = meaning_of(metric).unit
+        table.add_column(header(metric) + (f" ({unit})" if unit in ("s", "tasks/s") else ""), justify="right")
+    table.add_column("checks", justify="right")
+    for cells in iter_table(rows, keys, shown):
+        table.add_row(*(escape(cell) for cell in cells))
+    console.print(table)
+    console.print(escape("columns: " + "; ".join(f"{header(k.rsplit('.', 1)[-1])} = {k}" for k in keys)),
+                  soft_wrap=True, highlight=False)
+    if any(row.get("overridden") for row in rows):
+        console.print("* the variant sets a swept key too: the sweep's value is the one used", highlight=False)
+
+
+def header(name: str) -> str:
+    """A column header that wraps between words instead of inside them."""
+    return name.replace("_", " ")

@@ -70,20 +70,28 @@ def print_sweep(console: Console, args, grid: dict, rows: list[dict], total: int
     shown = [args.metric] + [m for m in SHOWN if m != args.metric]
     variants = any(row.get("variant") for row in rows)
     runs = f"{total} points" + (f" x {len(rows) // max(total, 1)} variants" if variants else "")
-    table = Table(title=escape(f"sweep of {args.file} ({runs})"))
-    if variants:
-        table.add_column("variant")
-    for key in keys:
-        table.add_column(header(key.rsplit(".", 1)[-1]), justify="right")
+    headers = ["variant"] * variants + [header(key.rsplit(".", 1)[-1]) for key in keys]
     for metric in shown:
         unit = meaning_of(metric).unit
-        table.add_column(header(metric) + (f" ({unit})" if unit in ("s", "tasks/s") else ""), justify="right")
-    table.add_column("checks", justify="right")
-    for cells in iter_table(rows, keys, shown):
-        table.add_row(*(escape(cell) for cell in cells))
+        headers.append(header(metric) + (f" ({unit})" if unit in ("s", "tasks/s") else ""))
+    headers.append("checks")
+    cells = list(iter_table(rows, keys, shown))
+    table = Table(title=escape(f"sweep of {args.file} ({runs})"))
+    for i, title in enumerate(headers):
+        # as wide as the longest header word or cell, no wider: rich wraps the header between words
+        width = max([len(word) for word in title.split()] + [len(row[i]) for row in cells])
+        table.add_column(title, justify="right", width=width)
+    for row in cells:
+        table.add_row(*(escape(cell) for cell in row))
     console.print(table)
-    console.print(escape("columns: " + "; ".join(f"{header(k.rsplit('.', 1)[-1])} = {k}" for k in keys)),
-                  soft_wrap=True, highlight=False)
+    console.print("columns:", highlight=False)
+    for key in keys:
+        console.print(escape(f"  {header(key.rsplit('.', 1)[-1])} = {key}"), highlight=False)
+    if variants:
+        console.print("variants (the file's matrix, each with its own expectations):", highlight=False)
+        labels = {row["variant_number"]: row["variant"] for row in rows}
+        for number, label in sorted(labels.items()):
+            console.print(escape(f"  {number} = {label}"), highlight=False)
     if any(row.get("overridden") for row in rows):
         console.print("* the variant sets a swept key too: the sweep's value is the one used", highlight=False)
 

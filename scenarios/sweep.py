@@ -72,9 +72,10 @@ def run_point(path: str, text: str, params: dict[str, Any], seed: int | None) ->
     raw, _ = parse_yaml(Path(path), text)
     entries = raw.get("matrix") or [None]
     rows = []
-    for entry, loaded in zip(entries, load_point(Path(path), text, params)):
+    for number, (entry, loaded) in enumerate(zip(entries, load_point(Path(path), text, params)), 1):
         result = run(loaded, seed=seed)
         rows.append({"params": params, "variant": variant_id(entry) if isinstance(entry, dict) else "",
+                     "variant_number": number if isinstance(entry, dict) else 0,
                      "overridden": overridden(entry, params), "passed": result.passed,
                      "metrics": result.metrics, "failures": [f"{f.check}: {f.message}" for f in result.failures],
                      "seed": result.seed})
@@ -152,5 +153,5 @@ def iter_table(rows: list[dict], keys: list[str], metrics: list[str]) -> Iterato
     variants = any(row.get("variant") for row in rows)
     for row in rows:
         mark = "*" if row.get("overridden") else ""
-        yield ([row.get("variant", "") + mark] * variants + [str(row["params"][k]) for k in keys]
+        yield ([f"{row.get('variant_number', '')}{mark}"] * variants + [str(row["params"][k]) for k in keys]
                + [f"{row['metrics'][m]:g}" for m in metrics] + ["pass" if row["passed"] else "FAIL"])

@@ -36,7 +36,8 @@ def build_cluster(scenario: Scenario, seed: int, **options) -> FakeCluster:
     """The scenario's cluster (nodes, behaviour, API latency); ``options`` go to FakeCluster."""
     spec, work = scenario.cluster, scenario.workload
     faults = Faults(latency={verb: draw(d) for verb, d in spec.api_latency.items()})
-    behaviour = Behaviour(run_seconds=draw(work.run_seconds), failure_probability=work.failure_probability,
+    behaviour = Behaviour(run_seconds=draw(work.run_seconds), pull_seconds=draw(spec.image_pull_seconds),
+                          failure_probability=work.failure_probability,
                           oom_probability=work.oom_probability,
                           image_error_probability=work.image_error_probability, image_error=work.image_error,
                           unschedulable_probability=work.unschedulable_probability)

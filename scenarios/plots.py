@@ -13,6 +13,9 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display on CI machines
 import matplotlib.pyplot as plt  # noqa: E402
 
+WINDOW_COLOURS = ("tab:red", "tab:gray", "tab:olive", "tab:cyan", "tab:pink")
+WINDOW_ALPHA = 0.12
+STATUS_COLOURS = {"200": "#2ca02c", "201": "#98df8a"}  # successes green; the rest by matplotlib's cycle
 PHASE_COLOURS = {"Pending": "tab:orange", "Running": "tab:blue", "Succeeded": "tab:green",
                  "Failed": "tab:red", "Unknown": "tab:gray"}
 
@@ -45,14 +48,14 @@ def run_figure(result):
 
 def mark_faults(result, axes, labelled) -> None:
     end = result.virtual_seconds
-    shaded: set[str] = set()
+    shades: dict[str, str] = {}   # one colour per kind of window, labelled once
     for event in result.faults:
         if event.window:
             stop = min(event.end, end)
-            label = event.label if event.label not in shaded else None
-            shaded.add(event.label)
+            label = event.label if event.label not in shades else None
+            colour = shades.setdefault(event.label, WINDOW_COLOURS[len(shades) % len(WINDOW_COLOURS)])
             for ax in axes:
-                ax.axvspan(event.start, stop, color="tab:red", alpha=0.12, label=label if ax is labelled else None)
+                ax.axvspan(event.start, stop, color=colour, alpha=WINDOW_ALPHA, label=label if ax is labelled else None)
         else:
             for ax in axes:
                 ax.axvline(event.start, color="black", linestyle=":", linewidth=0.8)
@@ -97,7 +100,7 @@ def api_figure(result):
     starts = [i * width for i in range(bins)]
     bottom = [0] * bins
     for status, counts in series.items():
-        colour = "tab:green" if status.startswith("2") else None
+        colour = STATUS_COLOURS.get(status)
         ax.bar(starts, counts, width=width, bottom=bottom, align="edge", label=status, color=colour,
                edgecolor="none")
         bottom = [b + c for b, c in zip(bottom, counts)]

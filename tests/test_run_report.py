@@ -15,7 +15,7 @@ from scenarios import invariants
 from scenarios.cli import main
 from scenarios.glossary import GLOSSARY, glossary_markdown
 from scenarios.loader import load
-from scenarios.plots import run_figure
+from scenarios.plots import WINDOW_ALPHA, run_figure
 from scenarios.progress import run_with_progress
 from scenarios.runner import run
 from scenarios.schema import METRICS
@@ -53,7 +53,7 @@ def test_windows_are_recorded_and_shaded_and_strikes_marked():
     assert any(r.startswith("API answers that were not a success: 503 x") for r in outage.reactions)
     figure = run_figure(result)
     pods_ax = figure.axes[0]
-    shaded = [p for p in pods_ax.patches if p.get_alpha() == 0.12]
+    shaded = [p for p in pods_ax.patches if p.get_alpha() == WINDOW_ALPHA]
     assert len(shaded) == 2
     storm = run_figure(run(catalogue("watch_410_storm")))
     marks = [line for line in storm.axes[0].lines if line.get_linestyle() == ":"]
@@ -143,3 +143,15 @@ def test_every_invariant_that_can_fire_is_in_the_registry():
     source = Path(invariants.__file__).read_text()
     named = set(re.findall(r'Violation\(\s*"([^"]+)"', source))
     assert named and named <= set(invariants.INVARIANTS), named - set(invariants.INVARIANTS)
+
+
+def test_pods_take_time_to_start_on_the_default_cluster():
+    """Scheduling (0.5 s) and image pull (lognormal, median 3 s) by default: pod_start is never
+    zero where pods run, and a file can still ask for instant starts."""
+    for name in ("default", "watch_410_storm", "scheduler_restart", "throttling_429"):
+        metrics = run(catalogue(name)).metrics
+        assert 1.0 < metrics["pod_start_p50"] < 10.0 and metrics["pod_start_p99"] > metrics["pod_start_p50"], name
+    loaded = catalogue("default")
+    loaded.scenario.cluster.scheduling_delay = 0
+    loaded.scenario.cluster.image_pull_seconds = type(loaded.scenario.cluster.image_pull_seconds)(constant=0)
+    assert run(loaded).metrics["pod_start_p99"] == 0

@@ -68,9 +68,10 @@ def print_sweep(console: Console, args, grid: dict, rows: list[dict], total: int
     from .sweep import iter_table
     keys = list(grid)
     shown = [args.metric] + [m for m in SHOWN if m != args.metric]
+    shown = [m for m in shown if m == args.metric or any(row["metrics"][m] for row in rows)]  # no all-zero column
     variants = any(row.get("variant") for row in rows)
     runs = f"{total} points" + (f" x {len(rows) // max(total, 1)} variants" if variants else "")
-    headers = ["variant"] * variants + [header(key.rsplit(".", 1)[-1]) for key in keys]
+    headers = ["variant"] * variants + [header(short_key(key)) for key in keys]
     for metric in shown:
         unit = meaning_of(metric).unit
         headers.append(header(metric) + (f" ({unit})" if unit in ("s", "tasks/s") else ""))
@@ -86,7 +87,7 @@ def print_sweep(console: Console, args, grid: dict, rows: list[dict], total: int
     console.print(table)
     console.print("columns:", highlight=False)
     for key in keys:
-        console.print(escape(f"  {header(key.rsplit('.', 1)[-1])} = {key}"), highlight=False)
+        console.print(escape(f"  {header(short_key(key))} = {key}"), highlight=False)
     if variants:
         console.print("variants (the file's matrix, each with its own expectations):", highlight=False)
         labels = {row["variant_number"]: row["variant"] for row in rows}
@@ -96,6 +97,13 @@ def print_sweep(console: Console, args, grid: dict, rows: list[dict], total: int
         console.print("* the variant sets a swept key too: the sweep's value is the one used", highlight=False)
 
 
+def short_key(dotted: str) -> str:
+    """The part of a dotted key that names it: the last part, or the last two when the last is a
+    generic word (cluster.api_latency.create.constant -> create.constant)."""
+    parts = dotted.split(".")
+    return parts[-1] if len(parts[-1]) > 8 or len(parts) == 1 else ".".join(parts[-2:])
+
+
 def header(name: str) -> str:
     """A column header that wraps between words instead of inside them."""
-    return name.replace("_", " ")
+    return name.replace("_", " ").replace(".", " ")

@@ -126,25 +126,39 @@ def png_bytes(fig) -> bytes:
 
 
 def plot_sweep(rows: list[dict], keys: list[str], metric: str, out: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(8, 5))
+    """A line per matrix variant for one key; a heatmap per variant for two."""
+    variants = list(dict.fromkeys(row.get("variant", "") for row in rows))
     if len(keys) == 1:
-        xs = [str(r["params"][keys[0]]) for r in rows]
-        ax.plot(xs, [r["metrics"][metric] for r in rows], marker="o")
+        fig, ax = plt.subplots(figsize=(8, 5))
+        for variant in variants:
+            mine = [r for r in rows if r.get("variant", "") == variant]
+            ax.plot([str(r["params"][keys[0]]) for r in mine], [r["metrics"][metric] for r in mine], marker="o",
+                    label=variant or None)
         ax.set_xlabel(keys[0])
         ax.set_ylabel(metric)
-    else:
-        first = sorted({r["params"][keys[0]] for r in rows}, key=natural)
-        second = sorted({r["params"][keys[1]] for r in rows}, key=natural)
-        grid = [[next((r["metrics"][metric] for r in rows if r["params"][keys[0]] == a
-                       and r["params"][keys[1]] == b), float("nan")) for a in first] for b in second]
-        image = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis")
-        ax.set_xticks(range(len(first)), [str(v) for v in first])
-        ax.set_yticks(range(len(second)), [str(v) for v in second])
-        ax.set_xlabel(keys[0])
-        ax.set_ylabel(keys[1])
-        fig.colorbar(image, label=metric)
-    ax.set_title(f"{metric} over the sweep")
+        if any(variants):
+            ax.legend(fontsize=8)
+        ax.set_title(f"{metric} over the sweep")
+        return save(fig, out)
+    fig, axes = plt.subplots(1, len(variants), figsize=(6 * len(variants), 5), squeeze=False)
+    for ax, variant in zip(axes[0], variants):
+        heatmap(fig, ax, [r for r in rows if r.get("variant", "") == variant], keys, metric)
+        ax.set_title(f"{metric}" + (f" ({variant})" if variant else " over the sweep"), fontsize=9)
+    fig.tight_layout()
     return save(fig, out)
+
+
+def heatmap(fig, ax, rows: list[dict], keys: list[str], metric: str) -> None:
+    first = sorted({r["params"][keys[0]] for r in rows}, key=natural)
+    second = sorted({r["params"][keys[1]] for r in rows}, key=natural)
+    grid = [[next((r["metrics"][metric] for r in rows if r["params"][keys[0]] == a
+                   and r["params"][keys[1]] == b), float("nan")) for a in first] for b in second]
+    image = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis")
+    ax.set_xticks(range(len(first)), [str(v) for v in first])
+    ax.set_yticks(range(len(second)), [str(v) for v in second])
+    ax.set_xlabel(keys[0])
+    ax.set_ylabel(keys[1])
+    fig.colorbar(image, ax=ax, label=metric)
 
 
 def natural(value) -> tuple:

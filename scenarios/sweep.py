@@ -154,4 +154,4 @@ def iter_table(rows: list[dict], keys: list[str], metrics: list[str]) -> Iterato
     for row in rows:
         mark = "*" if row.get("overridden") else ""
         yield ([f"{row.get('variant_number', '')}{mark}"] * variants + [str(row["params"][k]) for k in keys]
-               + [f"{row['metrics'][m]:g}" for m in metrics] + ["pass" if row["passed"] else "FAIL"])
+               + [f"{row['metrics'][m]:.4g}" for m in metrics] + ["pass" if row["passed"] else "FAIL"])

@@ -41,6 +41,7 @@ def test_every_strike_of_a_repeating_fault_is_on_the_timeline_with_what_the_exec
     for storm in storms:
         assert storm.detail == "1 watch expired"
         assert any("re-listing" in r for r in storm.reactions), storm.reactions
+    for storm in storms[:-1]:  # the last may strike while the run ends, before a re-list
         assert any(re.search(r"watching from resourceVersion \d+", r) for r in storm.reactions), storm.reactions
 
 

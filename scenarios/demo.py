@@ -12,6 +12,7 @@ from collections import Counter
 
 from kubernetes import client, watch
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from fakecluster import Behaviour, ErrorRule, FakeCluster, Faults, lognormal, uniform
@@ -112,7 +113,7 @@ def _print(console: Console, cluster: FakeCluster, log: list, final: dict, stuck
     for column in ("t (s)", "event", "pod", "phase / detail"):
         table.add_column(column)
     for when, kind, name, detail in log[-40:]:
-        table.add_row(f"{when:7.2f}", kind, name, str(detail))
+        table.add_row(f"{when:7.2f}", escape(kind), escape(name), escape(str(detail)))
     console.print(table)
     phases = Counter(final.values())
     calls = Table(title="API calls by verb and status")

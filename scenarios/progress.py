@@ -16,18 +16,20 @@ LINE_EVERY = 10.0  # wall seconds between progress lines when output is not a te
 def speed_text(virtual: float, wall: float) -> str:
     """``t=512s virtual, 38x wall``: how far the run is and how fast virtual time moves."""
     speed = virtual / wall if wall > 0 else 0.0
-    return f"t={virtual:,.0f}s virtual, {speed:,.0f}x wall"
+    return f"t={virtual:,.0f}s virtual, {speed:,.{0 if speed >= 10 else 1}f}x wall"
 
 
 def run_with_progress(loaded, seed, console: Console, run, echo=None):
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("tasks"), TextColumn("{task.fields[speed]}"), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
-        task = bar.add_task(escape(loaded.id), total=None, speed="")
-        started = last_line = time.monotonic()
+        task = bar.add_task(escape(loaded.id), total=None, speed="building the world")
+        started = last_line = None  # from the simulation's first report: building the world is not running it
 
         def progress(now: float, states: dict) -> None:
-            nonlocal last_line
+            nonlocal started, last_line
+            if started is None:
+                started = last_line = time.monotonic()
             total = sum(states.values())
             done = states.get("success", 0) + states.get("failed", 0)
             wall = time.monotonic() - started

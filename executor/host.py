@@ -418,12 +418,16 @@ class SchedulerJob:
                 log.warning("adoption postponed: %s", exc)
                 self._next_orphan_check = self.runtime.now() + self.health_check_threshold
                 return
+            reset = 0
             for ti, owner, try_number in found:
                 if id(ti) in not_adopted:
                     if self.store.reset_orphan(ti, owner, try_number):
+                        reset += 1
                         log.info("reset orphaned task %s", ti.key)
                 elif ti.queued_by_job_id == owner and ti.try_number == try_number:
                     ti.queued_by_job_id = self.job_id
+            log.info("scheduler %s adopted %d of %d orphaned tries of dead schedulers, reset %d",
+                     self.job_id, len(orphans) - len(not_adopted), len(orphans), reset)
         finally:
             self.store.unlock(self.job_id)
 

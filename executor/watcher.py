@@ -185,6 +185,8 @@ class JobWatcher:
             names.append(pod["metadata"]["name"])
             self._report("SYNC", pod)
         self.resource_version = listing["metadata"]["resourceVersion"]
+        log.info("listed %d pods in %s; watching from resourceVersion %s", len(names), self.namespace,
+                 self.resource_version)
         self.results.put(Resync(self.namespace, listed_at, frozenset(names), self.resource_version))
 
     def _list_call(self) -> tuple:

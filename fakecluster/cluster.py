@@ -52,9 +52,14 @@ class FakeCluster:
                  behaviour: Behaviour | None = None, faults: Faults | None = None,
                  options: ServerOptions | None = None, scheduling_delay: float = 0.0,
                  horizon: float = 30 * 24 * 3600.0, trace: bool = True, record_events: bool = True,
-                 epoch: datetime | None = None):
+                 epoch: datetime | None = None, time_scale: float = 1.0):
         self.seed = seed
         self.epoch = epoch or EPOCH  # virtual t=0 as a UTC instant (kubesim serve: the wall clock's now)
+        # Virtual seconds per second of the timestamps clients see. kubesim serve passes its speed,
+        # so timestamps follow the wall clock instead of running ahead of it (kubectl: <invalid>).
+        if not time_scale > 0:
+            raise ValueError(f"FakeCluster(time_scale=...) must be more than 0, not {time_scale!r}")
+        self.time_scale = time_scale
         self.record_events = record_events  # core/v1 Events (FailedScheduling, BackOff, Evicted...)
         self._stamp: tuple[int, str] = (-1, "")
         self.rng = random.Random(seed)
@@ -118,11 +123,11 @@ class FakeCluster:
         return self.env.now
 
     def utcnow(self):
-        return self.epoch + timedelta(seconds=self.env.now)
+        return self.epoch + timedelta(seconds=self.env.now / self.time_scale)
 
     def timestamp(self, offset: float = 0.0) -> str:
         """RFC 3339 time, as Kubernetes writes it in object metadata and status (whole seconds)."""
-        second = int((self.env._now + offset) // 1)  # (simpy's env.now is a property: a call)
+        second = int(((self.env._now + offset) / self.time_scale) // 1)  # (env.now is a property: a call)
         stamp = self._stamp
         if second != stamp[0]:
             stamp = self._stamp = (second, (self.epoch + timedelta(seconds=second)).strftime("%Y-%m-%dT%H:%M:%SZ"))
@@ -257,7 +262,8 @@ class FakeCluster:
         known = self._event_names.get(aggregate)
         if known is not None and store.get(*known) is not None:
             return store.update(*known, lambda e: {**e, "count": e.get("count", 1) + 1, "lastTimestamp": when})
-        nanos = int(round(self.env.now * 1e9)) + int(self.epoch.timestamp()) * 10**9 + len(self._event_names)
+        nanos = (int(round(self.env.now / self.time_scale * 1e9)) + int(self.epoch.timestamp()) * 10**9
+                 + len(self._event_names))
         name = f"{meta['name'][:230]}.{nanos:x}"
         involved = {"kind": obj.get("kind", "Pod"), "namespace": namespace, "name": meta["name"],
                     "uid": meta.get("uid"), "apiVersion": obj.get("apiVersion", "v1"),

@@ -11,6 +11,7 @@ from fakecluster import (Behaviour, Churn, ErrorRule, FakeCluster, Faults, LostA
 from executor import State, TaskInstance
 
 from .schema import Distribution, Fault, Scenario, WorkloadSpec
+from .timeline import FaultLog, label_of
 from .world import World
 
 
@@ -25,13 +26,14 @@ def draw(dist: Distribution):
     return lognormal(dist.lognormal.median, dist.lognormal.p99)
 
 
-def build_world(scenario: Scenario, seed: int, **cluster_options) -> World:
-    """The scenario's world; ``cluster_options`` go to FakeCluster (``trace=False``: no trace)."""
+def build_world(scenario: Scenario, seed: int, fault_log: FaultLog | None = None, **cluster_options) -> World:
+    """The scenario's world; ``cluster_options`` go to FakeCluster (``trace=False``: no trace), and
+    ``fault_log`` records each fault as it strikes (the report's timeline)."""
     cluster = build_cluster(scenario, seed, **cluster_options)
     world = World(cluster, scenario.executor_config(), scenario.scheduler.loop_interval,
                   max_tis_per_query=scenario.scheduler.max_tis_per_query)
     for fault in scenario.faults:
-        schedule_fault(world, fault)
+        schedule_fault(world, fault, fault_log)
     add_workload(world, scenario.workload, seed)
     return world
 
@@ -40,7 +42,8 @@ def build_cluster(scenario: Scenario, seed: int, **options) -> FakeCluster:
     """The scenario's cluster (nodes, behaviour, API latency); ``options`` go to FakeCluster."""
     spec, work = scenario.cluster, scenario.workload
     faults = Faults(latency={verb: draw(d) for verb, d in spec.api_latency.items()})
-    behaviour = Behaviour(run_seconds=draw(work.run_seconds), failure_probability=work.failure_probability,
+    behaviour = Behaviour(run_seconds=draw(work.run_seconds), pull_seconds=draw(spec.image_pull_seconds),
+                          failure_probability=work.failure_probability,
                           oom_probability=work.oom_probability,
                           image_error_probability=work.image_error_probability, image_error=work.image_error,
                           unschedulable_probability=work.unschedulable_probability)
@@ -121,9 +124,12 @@ def task_name(faker: Faker, style: str, i: int) -> str:
     return f"{faker.word()}_{faker.random_element(['extract', 'load', 'transform', 'report'])}_{i}"
 
 
-def schedule_fault(world: World, fault: Fault) -> None:
+def schedule_fault(world: World, fault: Fault, fault_log: FaultLog | None = None) -> None:
+    """Put one fault on the world's timeline; ``fault_log`` records each strike and window."""
     cluster, faults = world.cluster, world.cluster.faults
     action = fault.action
+    if fault_log is not None:
+        record_window(fault_log, fault)
     if action == "api_errors":
         rule = fault.api_errors
         faults.errors.append(ErrorRule(rule.code, tuple(rule.verbs), probability=rule.probability,
@@ -149,6 +155,9 @@ def schedule_fault(world: World, fault: Fault) -> None:
         faults.reset_probability = fault.connection_resets
         return
     strike = timed_action(world, fault)
+    if fault_log is not None:
+        act, label = strike, label_of(fault)
+        strike = lambda: fault_log.strike(cluster.now, action, label, act())
     times = [fault.at]
     if fault.every:
         end = fault.until if fault.until is not None else world.cluster.kernel.horizon
@@ -156,6 +165,20 @@ def schedule_fault(world: World, fault: Fault) -> None:
             times.append(times[-1] + fault.every)
     for when in times:
         cluster.at(when, strike)
+
+
+def record_window(fault_log: FaultLog, fault: Fault) -> None:
+    """The faults that hold for a while: error rules, outages, connection resets, a lost node."""
+    action = fault.action
+    if action == "api_errors":
+        fault_log.window(fault.api_errors.start, fault.api_errors.end, action, label_of(fault))
+    elif action == "outage":
+        fault_log.window(fault.outage.start, fault.outage.end, action, label_of(fault))
+    elif action == "connection_resets":
+        fault_log.window(0.0, None, action, label_of(fault))
+    elif action == "lose_node" and fault.lose_node.restore_after:
+        fault_log.window(fault.at, fault.at + fault.lose_node.restore_after, action,
+                         f"{fault.lose_node.node} down")
 
 
 def timed_action(world: World, fault: Fault):
@@ -197,7 +220,8 @@ def timed_action(world: World, fault: Fault):
     raise ValueError(f"unknown fault action {action}")
 
 
-def evict_running(world: World, count: int) -> None:
+def evict_running(world: World, count: int) -> int:
+    """Evict up to ``count`` running pods, drawn by the seeded RNG; how many were evicted."""
     running = [p for p in world.cluster.pods() if (p.get("status") or {}).get("phase") == "Running"]
-    for pod in world.cluster.rng.sample(running, min(count, len(running))):
-        world.cluster.evict(pod["metadata"]["namespace"], pod["metadata"]["name"])
+    chosen = world.cluster.rng.sample(running, min(count, len(running)))
+    return sum(bool(world.cluster.evict(pod["metadata"]["namespace"], pod["metadata"]["name"])) for pod in chosen)

@@ -7,15 +7,18 @@ and dropped streams, and a summary of what the API server saw.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 from kubernetes import client, watch
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from fakecluster import Behaviour, ErrorRule, FakeCluster, Faults, lognormal, uniform
 
 NAMESPACE = "default"
+DEADLINE = 3600.0  # virtual seconds (plus 10 per pod) after which a demo that cannot finish stops
 
 
 def pod_manifest(name: str, annotations: dict) -> client.V1Pod:
@@ -26,10 +29,25 @@ def pod_manifest(name: str, annotations: dict) -> client.V1Pod:
                                resources=client.V1ResourceRequirements(requests={"cpu": "500m", "memory": "256Mi"}))]))
 
 
-def follow(cluster: FakeCluster, api: client.CoreV1Api, expected: int, log: list) -> dict:
-    """List, then watch from the list's resourceVersion; on 410 or a broken stream, list again."""
+def pod_names(cluster: FakeCluster, count: int) -> list[str]:
+    """``demo-<word>-<i>``: Faker's words can be capitalised ("Mr") or carry accents, and a pod
+    name must be a lowercase RFC 1123 name, so each word is folded to [a-z0-9] first."""
+    names = []
+    for i in range(count):
+        word = re.sub(r"[^a-z0-9]+", "", cluster.faker.word().lower()) or "pod"
+        names.append(f"demo-{word}-{i}")
+    return names
+
+
+def follow(cluster: FakeCluster, api: client.CoreV1Api, expected: int, log: list, launcher=None) -> dict:
+    """List, then watch from the list's resourceVersion; on 410 or a broken stream, list again.
+
+    ``launcher`` is the process creating the pods: if it crashed, no more pods will come, so its
+    exception ends the demo instead of a wait for pods that never will exist."""
     final: dict[str, str] = {}
     while len(final) < expected:
+        if launcher is not None and launcher.exception is not None:
+            raise launcher.exception
         listing = api.list_namespaced_pod(NAMESPACE, label_selector="app=demo")
         for pod in listing.items:
             if pod.status.phase in ("Succeeded", "Failed"):
@@ -65,7 +83,7 @@ def run_demo(seed: int = 7, pods: int = 24, console: Console | None = None) -> d
     cluster.at(70, lambda: log.append((cluster.now, "FAULT", "stall", f"{cluster.stall_watches()} watches stalled")))
 
     def launch():
-        names = [f"demo-{cluster.faker.word()}-{i}" for i in range(pods)]
+        names = pod_names(cluster, pods)
         for name in names:
             annotations = {"kubesim.io/image-error": "ErrImagePull"} if name.endswith("-5") else {}
             while True:
@@ -80,11 +98,11 @@ def run_demo(seed: int = 7, pods: int = 24, console: Console | None = None) -> d
         return names
 
     def main():
-        cluster.spawn(launch, name="launcher")
+        launcher = cluster.spawn(launch, name="launcher")
         stuck = 1 if pods > 5 else 0  # only pod -5 is given an image error
-        return follow(cluster, api, pods - stuck, log)
+        return follow(cluster, api, pods - stuck, log, launcher)
 
-    final = cluster.run(main)
+    final = cluster.run(main, until=DEADLINE + pods * 10)
     stuck = [p["metadata"]["name"] for p in cluster.pods(NAMESPACE) if p["status"]["phase"] == "Pending"]
     _print(console, cluster, log, final, stuck)
     return {"final": final, "stuck": stuck, "virtual_seconds": cluster.now}
@@ -95,7 +113,7 @@ def _print(console: Console, cluster: FakeCluster, log: list, final: dict, stuck
     for column in ("t (s)", "event", "pod", "phase / detail"):
         table.add_column(column)
     for when, kind, name, detail in log[-40:]:
-        table.add_row(f"{when:7.2f}", kind, name, str(detail))
+        table.add_row(f"{when:7.2f}", escape(kind), escape(name), escape(str(detail)))
     console.print(table)
     phases = Counter(final.values())
     calls = Table(title="API calls by verb and status")

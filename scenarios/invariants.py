@@ -26,6 +26,19 @@ from typing import Callable
 
 from executor import State
 
+# Every invariant by the name its violations carry: what it means, and whether it is judged
+# only at the end of a run (a run cut off by until.max_virtual_seconds cannot judge those).
+INVARIANTS = {
+    "no task lost": ("every task ends success or failed", True),
+    "one running copy per task instance": ("never two pods of one task instance Running at once, across tries", False),
+    "one live pod per try": ("never two live pods for one task try", False),
+    "succeeded is final": ("a task that succeeded is never scheduled or queued again", True),
+    "reported once": ("each terminal pod reported to the scheduler once per try", False),
+    "one clean-up per pod": ("no DELETE or done-label PATCH after one was answered", False),
+    "no orphan pods": ("every task pod left at the end is terminal and labelled done", True),
+    "slots never leaked": ("no finished scheduler's executor still holds a running key at the end", True),
+}
+
 TERMINAL_PHASES = ("Succeeded", "Failed")
 DONE_LABEL = "airflow_executor_done"
 DETAILED = 5   # violations per invariant whose history is written out (the rest: message only)

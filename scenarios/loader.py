@@ -4,12 +4,15 @@ the file, the line and the field, says what was expected, and how to fix it."""
 from __future__ import annotations
 
 import copy
+import difflib
+import re
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .schema import Scenario
 
@@ -116,12 +119,11 @@ def parse_yaml(path: Path, text: str) -> tuple[dict, dict[Location, int]]:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ScenarioError(path, [(mark.line + 1 if mark else None, "",
-                                    f"YAML syntax error: {problem}; check indentation and quoting")]) from None
+        raise ScenarioError(path, [yaml_problem(exc)]) from None
     if raw is None:
-        raw = {}
+        raise ScenarioError(path, [(None, "", "the file is empty (or only comments): a scenario needs at "
+                                              "least a workload, e.g. `workload: {dags: 1, tasks_per_dag: 10}`; "
+                                              "`kubesim validate -v` shows the defaults that apply")])
     if not isinstance(raw, dict):
         raise ScenarioError(path, [(1, "", f"a scenario is a mapping of sections (cluster, executor, "
                                            f"workload, faults, expect, until), not a {type(raw).__name__}")])
@@ -129,6 +131,21 @@ def parse_yaml(path: Path, text: str) -> tuple[dict, dict[Location, int]]:
     if node is not None:
         index_lines(node, (), lines)
     return raw, lines
+
+
+def yaml_problem(exc: yaml.YAMLError) -> tuple[int | None, str, str]:
+    """Where the parser stopped and, for a construct left open (a ``[``, ``{`` or quote), where
+    that construct began: the line to fix is usually the one where it began."""
+    mark, began = getattr(exc, "problem_mark", None), getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    stopped = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "the end"
+    if began is not None and getattr(exc, "context", None) and (mark is None or began.line != mark.line):
+        construct = exc.context.removeprefix("while parsing ").removeprefix("while scanning ").removeprefix("a ")
+        return (began.line + 1, "", f"YAML syntax error: the {construct} begun on line {began.line + 1}, "
+                                    f"column {began.column + 1} is not closed: the parser stopped at "
+                                    f"{stopped} ({problem}); check its closing bracket or quote, and indentation")
+    return (mark.line + 1 if mark else None, "",
+            f"YAML syntax error at {stopped}: {problem}; check indentation and quoting")
 
 
 def index_lines(node, location: Location, lines: dict) -> None:
@@ -166,10 +183,76 @@ def problem(error: dict, lines: dict[Location, int]) -> tuple[int | None, str, s
     where = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in location).replace(".[", "[")
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
-        message = f"unknown key {location[-1]!r}: remove it or check its spelling"
+        guess = closest(str(location[-1]), keys_at(location[:-1]))
+        message = (f"unknown key {location[-1]!r}: did you mean {guess!r}?" if guess
+                   else f"unknown key {location[-1]!r}: remove it or check its spelling")
+    elif error["type"] == "literal_error" and isinstance(error.get("input"), str):
+        guess = closest(error["input"], re.findall(r"'([^']*)'", error["ctx"]["expected"]))
+        message += f" (got {error['input']!r}" + (f": did you mean {guess!r}?)" if guess else ")")
     elif "input" in error and error["type"] not in ("missing",) and not isinstance(error["input"], dict):
         message += f" (got {error['input']!r})"
     return line_for(lines, location), where, message
+
+
+def closest(word: str, choices) -> str | None:
+    """The likeliest intended spelling: of difflib's close matches, the fewest edits away
+    (a swap of two neighbouring letters is one edit), then the same length: "nodse" is "nodes"
+    with its letters swapped rather than "node" with one added."""
+    guesses = difflib.get_close_matches(word, [str(c) for c in choices], n=3, cutoff=0.6)
+    return min(guesses, key=lambda guess: (edits(word, guess), abs(len(guess) - len(word))), default=None)
+
+
+def edits(a: str, b: str) -> int:
+    """Optimal string alignment distance: insertions, deletions, changes, neighbour swaps."""
+    rows = [list(range(len(b) + 1))]
+    for i, x in enumerate(a, 1):
+        row = [i]
+        for j, y in enumerate(b, 1):
+            cost = min(rows[-1][j] + 1, row[j - 1] + 1, rows[-1][j - 1] + (x != y))
+            if i > 1 and j > 1 and x == b[j - 2] and a[i - 2] == y:
+                cost = min(cost, rows[-2][j - 2] + 1)
+            row.append(cost)
+        rows.append(row)
+    return rows[-1][-1]
+
+
+def keys_at(location: Location) -> list[str]:
+    """The keys the schema knows at ``location`` (a section, a fault, a fault's action...)."""
+    annotation: Any = Scenario
+    for part in location:
+        annotation = inner(annotation, part)
+        if annotation is None:
+            return []
+    model = model_in(annotation)
+    return list(model.model_fields) if isinstance(model, type) else []
+
+
+def inner(annotation, part):
+    """The annotation one step down: a list's item, a dict's value, a model's field."""
+    annotation = model_in(annotation) or annotation
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is list:
+        return args[0]
+    if origin is dict:
+        return args[1]
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        field_info = annotation.model_fields.get(str(part))
+        return field_info.annotation if field_info is not None else None
+    return None
+
+
+def model_in(annotation):
+    """The pydantic model, list or dict inside ``X | None``; the model itself as it is."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (list, dict):
+        return annotation
+    for arg in typing.get_args(annotation):
+        if arg is not type(None):
+            found = model_in(arg)
+            if found is not None:
+                return found
+    return None
 
 
 def bad_executor_option(error: dict, location: Location) -> Location:

@@ -84,7 +84,10 @@ def phases_over_time(trace: list[tuple]) -> list[tuple[float, dict[str, int]]]:
 
 
 def queue_depth(world) -> list[tuple[float, int]]:
-    """(time, tries QUEUED) at every change: the queue-depth plot's data."""
+    """(time, tries QUEUED) from t=0 to the end of the run, one point per instant it changed.
+
+    At one instant a try may be queued and leave the queue again: entries count before exits
+    there, so the depth never dips below zero, and only the instant's final depth is kept."""
     steps = []
     for ti in world.store.tis.values():
         previous = None
@@ -94,10 +97,15 @@ def queue_depth(world) -> list[tuple[float, int]]:
             elif previous == State.QUEUED and state != State.QUEUED:
                 steps.append((when, -1))
             previous = state
-    depth, series = 0, []
-    for when, change in sorted(steps):
+    depth, series = 0, [(0.0, 0)]
+    for when, change in sorted(steps, key=lambda step: (step[0], -step[1])):
         depth += change
-        series.append((when, depth))
+        if series[-1][0] == when:
+            series[-1] = (when, depth)
+        else:
+            series.append((when, depth))
+    if world.cluster.now > series[-1][0]:
+        series.append((world.cluster.now, depth))  # the series spans the whole run
     return series
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shlex
+import time
+import traceback
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
@@ -11,8 +13,11 @@ from fakecluster import SimulationStalled
 
 from . import metrics as measure
 from .build import build_world
-from .invariants import Watchdog, final_checks
+from .invariants import INVARIANTS, Watchdog, final_checks
 from .loader import LoadedScenario
+from .runlog import LogLine, RunLog
+from .samples import api_over_time
+from .timeline import FaultEvent, FaultLog, add_reactions
 
 
 @dataclass
@@ -21,6 +26,22 @@ class Failure:
     message: str
     line: int | None = None
     time: float | None = None
+
+
+@dataclass
+class Check:
+    """One row of the report: an expectation of the file or an invariant of every run."""
+
+    name: str
+    bound: str          # what must hold: "<= 600", "success", "holds"
+    actual: str         # what the run gave: "219.0", "0 failed", "not judged (cut off)"
+    passed: bool | None  # None: not judged
+    why: str = ""       # the file's reason, or what the invariant means
+    line: int | None = None
+    what: str = ""      # what is bounded, for the failure message ("delete calls answered 404")
+
+    def to_json(self) -> dict:
+        return vars(self).copy()
 
 
 @dataclass
@@ -35,8 +56,17 @@ class Result:
     last_events: list[tuple] = field(default_factory=list)
     phases: list[tuple[float, dict]] = field(default_factory=list)
     queue_depth: list[tuple[float, int]] = field(default_factory=list)
-    faults: list[tuple[float, str]] = field(default_factory=list)
+    faults: list[FaultEvent] = field(default_factory=list)
     replay: str = ""
+    description: str = ""
+    expectations: list[Check] = field(default_factory=list)
+    invariants: list[Check] = field(default_factory=list)
+    wall_seconds: float = 0.0
+    log_counts: dict[str, int] = field(default_factory=dict)
+    log_lines: list[LogLine] = field(default_factory=list)
+    samples: dict[str, list[float]] = field(default_factory=dict)   # pod_start, result_latency...
+    api_over_time: dict = field(default_factory=dict)
+    crash: str = ""     # the traceback of a crashed process that ended the run
 
     @property
     def passed(self) -> bool:
@@ -44,12 +74,18 @@ class Result:
 
     def to_json(self) -> dict:
         return {"scenario": self.scenario_id, "path": self.path, "seed": self.seed, "passed": self.passed,
-                "virtual_seconds": self.virtual_seconds, "metrics": self.metrics,
+                "description": self.description,
+                "virtual_seconds": self.virtual_seconds, "wall_seconds": round(self.wall_seconds, 3),
+                "metrics": self.metrics,
+                "expectations": [c.to_json() for c in self.expectations],
+                "invariants": [c.to_json() for c in self.invariants],
                 "failures": [vars(f) for f in self.failures],
                 "api_calls": [{"verb": v, "status": s, "count": n} for v, s, n in self.api_calls],
+                "api_over_time": self.api_over_time,
                 "pods_by_phase": [{"t": t, **counts} for t, counts in thin(self.phases)],
                 "queue_depth": [{"t": t, "queued": depth} for t, depth in thin(self.queue_depth)],
-                "faults": [{"t": t, "action": action} for t, action in self.faults],
+                "faults": [event.to_json() for event in self.faults],
+                "logs": dict(self.log_counts), "crash": self.crash,
                 "replay": self.replay}
 
 
@@ -62,70 +98,157 @@ def thin(series: list, points: int = 500) -> list:
 
 
 def run(loaded: LoadedScenario, seed: int | None = None,
-        progress: Callable[[float, dict], None] | None = None) -> Result:
+        progress: Callable[[float, dict], None] | None = None,
+        echo: Callable[[str], None] | None = None) -> Result:
+    """Run one scenario; ``progress`` is called now and then with (virtual time, task states),
+    ``echo`` with every log line as it is written (``kubesim run -v``)."""
     scenario = loaded.scenario
     seed = scenario.seed if seed is None else seed
-    world = build_world(scenario, seed)
+    started = time.perf_counter()
+    fault_log = FaultLog()
+    world = build_world(scenario, seed, fault_log)
+    now = lambda: world.cluster.now
     watchdog = Watchdog().attach(world)
-    fault_marks = [(f.at, f.action) for f in scenario.faults if f.at is not None]
-    failures: list[Failure] = []
     limit = scenario.until.max_virtual_seconds
     if progress is not None:
         tick = min(max(1.0, limit / 200), 30.0)  # virtual seconds between progress reports
         report = lambda: (progress(world.cluster.now, world.states()), world.cluster.at(world.cluster.now + tick, report))
         world.cluster.at(0, report)
-    try:
-        world.run_until_done(timeout=limit)
-    except TimeoutError as exc:
-        failures.append(Failure("until", str(exc), loaded.line_of("until", "max_virtual_seconds"),
-                                world.cluster.now))
-    except SimulationStalled as exc:
-        failures.append(Failure("progress", f"the simulation stalled: {exc}", None, world.cluster.now))
+    with RunLog(now, echo) as log:
+        ended, crash = end_of_run(loaded, world, limit)
     measured = measure.measure(world)
     result = Result(loaded.id, str(loaded.path), seed, world.cluster.now, measured.metrics,
                     api_calls=measured.api_calls, last_events=world.cluster.trace[-15:],
-                    phases=measured.phases, faults=fault_marks, queue_depth=measured.queue_depth,
-                    replay=replay_command(loaded, seed))
-    failures += [Failure(v.invariant, v.describe(), None, v.time) for v in final_checks(world, watchdog)]
-    failures += check_expectations(loaded, result.metrics, world)
-    result.failures = failures
+                    phases=measured.phases, faults=fault_log.ordered(),
+                    queue_depth=measured.queue_depth, replay=replay_command(loaded, seed),
+                    description=" ".join(scenario.description.split()), log_counts=dict(log.counts),
+                    log_lines=log.lines, crash=crash,
+                    samples={"pod_start": measure.pod_starts(world.cluster.trace),
+                             "result_latency": measure.result_latencies(world), "queue_wait": measure.queue_waits(world)},
+                    api_over_time=api_over_time(world.cluster.gateway.log, world.cluster.now))
+    add_reactions(result.faults, log.lines, world.cluster.gateway.log, world.cluster.now)
+    cut_off = any(f.check == "until" for f in ended)
+    violations = final_checks(world, watchdog)
+    result.invariants = invariant_checks(violations, cut_off)
+    result.expectations = [until_check(loaded, world.cluster.now, cut_off)] + expectation_checks(loaded, result.metrics, world)
+    result.failures = ended + invariant_failures(violations, cut_off)
+    result.failures += [Failure(c.name, failure_message(c), c.line) for c in result.expectations[1:] if c.passed is False]
+    result.wall_seconds = time.perf_counter() - started
     return result
 
 
-def check_expectations(loaded: LoadedScenario, metrics: dict, world) -> list[Failure]:
-    expect = loaded.scenario.expect
-    failures = [failure for name, bound in expect.metrics.items()
-                for failure in check_bound(loaded, f"expect.metrics.{name}", name, metrics[name], bound,
-                                           ("expect", "metrics", name))]
+def end_of_run(loaded: LoadedScenario, world, limit: float) -> tuple[list[Failure], str]:
+    """Run to the end; the ways a run can end early, as failures (and a crash's traceback)."""
+    try:
+        world.run_until_done(timeout=limit)
+    except TimeoutError as exc:
+        return [Failure("until", str(exc), loaded.line_of("until", "max_virtual_seconds"), world.cluster.now)], ""
+    except SimulationStalled as exc:
+        return [Failure("progress", f"the simulation stalled: {exc}", None, world.cluster.now)], ""
+    except Exception as exc:  # a process of the run crashed: end the run, keep its traceback
+        crash = "".join(traceback.format_exception(exc)).rstrip()
+        return [Failure("no process crashed", f"{type(exc).__name__}: {exc}", None, world.cluster.now)], crash
+    return [], ""
+
+
+def invariant_checks(violations: list, cut_off: bool) -> list[Check]:
+    """Every invariant with its verdict; end-of-run ones are not judged on a run cut off."""
+    found: dict[str, list] = {}
+    for violation in violations:
+        found.setdefault(violation.invariant, []).append(violation)
+    checks = []
+    for name, (meaning, at_end) in {**INVARIANTS, **{n: ("", False) for n in found if n not in INVARIANTS}}.items():
+        if at_end and cut_off:
+            checks.append(Check(name, "holds", "not judged: the run was cut off", None, meaning))
+        elif name in found:
+            first = found[name][0]
+            more = f" (and {len(found[name]) - 1} more)" if len(found[name]) > 1 else ""
+            checks.append(Check(name, "holds", first.message + more, False, meaning))
+        else:
+            checks.append(Check(name, "holds", "held", True, meaning))
+    return checks
+
+
+def invariant_failures(violations: list, cut_off: bool) -> list[Failure]:
+    return [Failure(v.invariant, v.describe(), None, v.time) for v in violations
+            if not (cut_off and INVARIANTS.get(v.invariant, ("", False))[1])]
+
+
+def until_check(loaded: LoadedScenario, now: float, cut_off: bool) -> Check:
+    limit = loaded.scenario.until.max_virtual_seconds
+    actual = f"cut off at {now:,.1f}s" if cut_off else f"ended at {now:,.1f}s"
+    return Check("until.max_virtual_seconds", f"<= {limit:g}s", actual, not cut_off,
+                 "the run ends in time", loaded.line_of("until", "max_virtual_seconds"))
+
+
+def expectation_checks(loaded: LoadedScenario, metrics: dict, world) -> list[Check]:
+    """Every expectation of the file with its bound, the actual value and the verdict."""
+    expect, checks = loaded.scenario.expect, []
+    for name, bound in expect.metrics.items():
+        actual = metrics[name]
+        low_ok = bound.min is None or actual >= bound.min
+        high_ok = bound.max is None or actual <= bound.max
+        checks.append(Check(f"expect.metrics.{name}", describe_bound(bound.min, bound.max), f"{actual:g}",
+                            low_ok and high_ok, getattr(bound, "why", "") or "",
+                            loaded.line_of("expect", "metrics", name)))
+    checks += call_checks(loaded, world)
+    if expect.all_tasks:
+        failed = metrics["tasks_failed"]
+        ok = not failed if expect.all_tasks == "success" else True  # terminal: the invariant judges it
+        actual = f"{metrics['tasks_succeeded']:g} succeeded, {failed:g} failed"
+        if failed:
+            actual += f", e.g. {failed_sample(world)}"
+        checks.append(Check("expect.all_tasks", expect.all_tasks, actual, ok,
+                            getattr(expect, "why", "") or "", loaded.line_of("expect", "all_tasks")))
+    return checks
+
+
+def call_checks(loaded: LoadedScenario, world) -> list[Check]:
+    """The file's bounds on API calls by verb and status, and on calls per pod."""
+    expect, checks = loaded.scenario.expect, []
     calls = world.cluster.gateway.calls
     for i, bound in enumerate(expect.calls):
         actual = sum(n for (verb, status), n in calls.items()
                      if bound.verb in ("*", verb) and bound.status in ("*", status))
-        what = f"{bound.verb} calls answered {bound.status}"
-        failures += check_bound(loaded, f"expect.calls[{i}]", what, actual, bound, ("expect", "calls", i))
+        checks.append(bound_check(f"expect.calls[{i}]", f"{bound.verb} calls answered {bound.status}", actual,
+                                  bound.min, bound.max, bound.why, loaded.line_of("expect", "calls", i)))
     for i, bound in enumerate(expect.per_pod):
         per_pod = Counter(c.name for c in world.cluster.gateway.log
                           if c.verb == bound.verb and c.resource == "pods" and c.name)
         pod, actual = max(per_pod.items(), key=lambda item: item[1], default=("-", 0))
-        failures += check_bound(loaded, f"expect.per_pod[{i}]", f"{bound.verb} calls per pod (most: {pod})",
-                                actual, bound, ("expect", "per_pod", i))
-    if expect.all_tasks == "success" and metrics["tasks_failed"]:
-        failed = [f"{ti.dag_id}.{ti.task_id}" for ti in world.store.tis.values() if ti.state == "failed"][:5]
-        failures.append(Failure("expect.all_tasks", f"expected every task to succeed; "
-                                f"{metrics['tasks_failed']:g} failed, e.g. {failed}",
-                                loaded.line_of("expect", "all_tasks")))
-    return failures
+        checks.append(bound_check(f"expect.per_pod[{i}]", f"{bound.verb} calls per pod (most: {pod})", actual,
+                                  None, bound.max, bound.why, loaded.line_of("expect", "per_pod", i)))
+    return checks
 
 
-def check_bound(loaded: LoadedScenario, check: str, what: str, actual: float, bound, where: tuple) -> list[Failure]:
-    """The failures of one bound (min, max), each saying why the bound is there, if it says."""
-    why = f" ({bound.why})" if getattr(bound, "why", None) else ""
-    found = []
-    if getattr(bound, "min", None) is not None and actual < bound.min:
-        found.append(Failure(check, f"expected {what} >= {bound.min:g}, got {actual:g}{why}", loaded.line_of(*where)))
-    if bound.max is not None and actual > bound.max:
-        found.append(Failure(check, f"expected {what} <= {bound.max:g}, got {actual:g}{why}", loaded.line_of(*where)))
-    return found
+def bound_check(name: str, what: str, actual: float, low, high, why, line) -> Check:
+    ok = (low is None or actual >= low) and (high is None or actual <= high)
+    return Check(name, describe_bound(low, high), f"{actual:g}", ok, why or "", line, what)
+
+
+def failed_sample(world) -> list[str]:
+    return [f"{ti.dag_id}.{ti.task_id}" for ti in world.store.tis.values() if ti.state == "failed"][:5]
+
+
+def describe_bound(low, high) -> str:
+    if low is not None and high is not None:
+        return f"= {low:g}" if low == high else f"{low:g} to {high:g}"
+    return f">= {low:g}" if low is not None else f"<= {high:g}"
+
+
+def failure_message(check: Check) -> str:
+    """The failed check in a sentence, with the reason the file gave for it."""
+    why = f" ({check.why})" if check.why else ""
+    if check.name == "expect.all_tasks":
+        return f"expected every task to succeed; {check.actual}{why}"
+    name = check.what or check.name.rsplit(".", 1)[-1]
+    bound = check.bound
+    if bound.startswith("= "):
+        bound = f">= {bound[2:]}" if float(check.actual) < float(bound[2:]) else f"<= {bound[2:]}"
+    elif " to " in bound:
+        low, high = bound.split(" to ")
+        bound = f">= {low}" if float(check.actual) < float(low) else f"<= {high}"
+    return f"expected {name} {bound}, got {check.actual}{why}"
 
 
 def replay_command(loaded: LoadedScenario, seed: int) -> str:
@@ -143,6 +266,9 @@ def describe_failure(result: Result) -> str:
         where = f"{result.path}:{failure.line}: " if failure.line else ""
         when = f" (at t={failure.time:.1f}s)" if failure.time is not None else ""
         lines.append(f"  {where}{failure.check}: {failure.message}{when}")
+    if result.crash:
+        lines.append("  the crashed process's traceback:")
+        lines += [f"    {line}" for line in result.crash.splitlines()]
     lines.append("  last events before the end (t, rv, type, kind, namespace, name, phase):")
     lines += [f"    {event}" for event in result.last_events]
     lines.append(f"  replay: {result.replay}")

@@ -6,6 +6,7 @@ which faults strike when, what must hold at the end and when the run ends.
 
 from __future__ import annotations
 
+import difflib
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
@@ -81,7 +82,12 @@ class ClusterSpec(Strict):
     api_latency: dict[str, Distribution] = Field(default_factory=dict,
                                                  description='latency by verb (get, list, watch, create, '
                                                              'update, patch, delete) or "*"')
-    scheduling_delay: float = Field(default=0.0, ge=0)
+    # Pods take time to start, as on a real cluster: kube-scheduler's queue and binding, then the
+    # kubelet's sandbox, image pull and container start (set both to 0 for instant starts).
+    scheduling_delay: float = Field(default=0.5, ge=0, description="seconds from a pod's creation to its binding")
+    image_pull_seconds: Distribution = Field(default=Distribution(lognormal=LogNormal(median=3.0, p99=20.0)),
+                                             description="seconds from binding to the container running "
+                                                         "(sandbox, image pull, start)")
     namespaces: list[str] = Field(default_factory=lambda: ["default"])
 
 
@@ -280,7 +286,9 @@ METRICS = ("makespan", "throughput", "tasks_succeeded", "tasks_failed", "queue_w
 
 def known_metric(name: str) -> str:
     if name not in METRICS:
-        raise ValueError(f"unknown metric {name}; known: {', '.join(METRICS)}")
+        guess = difflib.get_close_matches(name, METRICS, n=1)
+        hint = f"did you mean {guess[0]}? " if guess else ""
+        raise ValueError(f"unknown metric {name}; {hint}known: {', '.join(METRICS)}")
     return name
 
 

@@ -31,9 +31,12 @@ EXECUTOR_FAULTS = ("restart_scheduler", "start_scheduler")
 DEFAULT_KUBECONFIG = "kubesim.kubeconfig"
 
 
-def served_cluster(loaded: LoadedScenario | None, seed: int | None) -> tuple[FakeCluster, list[str]]:
-    """The cluster to serve and notes on what of the scenario is left out."""
-    options = dict(epoch=datetime.now(timezone.utc).replace(microsecond=0), horizon=math.inf, trace=False)
+def served_cluster(loaded: LoadedScenario | None, seed: int | None,
+                   speed: float = 1.0) -> tuple[FakeCluster, list[str]]:
+    """The cluster to serve and notes on what of the scenario is left out. Its timestamps follow
+    the wall clock (``time_scale=speed``): at or before it, never in the future."""
+    options = dict(epoch=datetime.now(timezone.utc).replace(microsecond=0), horizon=math.inf, trace=False,
+                   time_scale=speed)
     if loaded is None:
         return FakeCluster(seed=seed or 0, **options), []
     scenario = loaded.scenario
@@ -63,7 +66,7 @@ def cmd_serve(args, console) -> int:
     if not 0 <= args.port <= 65535:
         return refuse(f"--port must be between 0 and 65535, not {args.port}")
     loaded = one_scenario(args.file, args.variant) if args.file else None
-    cluster, notes = served_cluster(loaded, args.seed)
+    cluster, notes = served_cluster(loaded, args.seed, args.speed)
     try:
         server = serve(cluster, port=args.port, speed=args.speed)
     except OSError as exc:

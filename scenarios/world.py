@@ -133,28 +133,33 @@ class World:
 
     def run_until_done(self, timeout: float | None = None) -> None:
         """Start a scheduler if none runs, then run until every task is terminal and every
-        scheduler has stopped, successors due later included."""
+        scheduler has stopped, successors due later included. TimeoutError after ``timeout``
+        virtual seconds, raised here rather than inside the simulation."""
         if not any(job.running for job in self.jobs):
             self.start_scheduler()
+        deadline = None if timeout is None else self.cluster.now + timeout
 
-        def wait_until_done():
-            deadline = None if timeout is None else self.cluster.now + timeout
+        def wait_until_done() -> bool:
             while True:
                 for job in self.jobs:  # a scheduler that died of an error: say why, do not wait
                     if not job.handle.is_alive() and getattr(job.handle, "exception", None) is not None:
                         raise job.handle.exception
                 alive = [job for job in self.jobs if job.handle is not None and job.handle.is_alive()]
-                if not alive and not self.successors_due:
-                    return  # nothing will move any more (lost tasks, if any, are the checks' to find)
-                if self.store.all_done() and not self.successors_due:
+                done = self.store.all_done()
+                upcoming = self.cluster.env.peek()  # a timeline may still start a scheduler
+                if not alive and not self.successors_due and (done or upcoming == float("inf")):
+                    return True  # nothing will move any more (lost tasks, if any, are the checks' to find)
+                if done and not self.successors_due:
                     for job in alive:  # done: let the schedulers drain and stop by themselves
                         job.handle.join()
                     continue
                 if deadline is not None and self.cluster.now >= deadline:
-                    raise TimeoutError(f"tasks not done after {timeout}s of virtual time: {self.states()}")
-                self.cluster.sleep(self.loop_interval)
+                    return False
+                pause = self.loop_interval if alive else max(self.loop_interval, upcoming - self.cluster.now)
+                self.cluster.sleep(pause if deadline is None else min(pause, deadline - self.cluster.now))
 
-        self.cluster.run(wait_until_done)
+        if not self.cluster.run(wait_until_done):
+            raise TimeoutError(f"tasks not done after {timeout}s of virtual time: {self.states()}")
 
     def terminal(self) -> bool:
         return all(ti.state in (State.SUCCESS, State.FAILED) for ti in self.store.tis.values())

@@ -25,6 +25,12 @@ until: {max_virtual_seconds: 600}
 EXPECTATION_LINE = 10
 
 
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path, monkeypatch):
+    """`kubesim run` writes ./kubesim.log by default: not into the repository."""
+    monkeypatch.chdir(tmp_path)
+
+
 def write(tmp_path: Path, tasks: int = 3, name: str = "scenario.yaml") -> Path:
     path = tmp_path / name
     path.write_text(GOOD.replace("{TASKS}", str(tasks)), encoding="utf-8")
@@ -55,7 +61,8 @@ def test_validate_bad_file_exits_2_with_file_and_line(tmp_path, capsys):
 def test_run_passing_scenario_exits_0(tmp_path, capsys):
     assert main(["run", str(write(tmp_path))]) == 0
     out, _ = capsys.readouterr()
-    assert "cli-small (seed 3): PASSED" in out and "tasks_succeeded" in out and "replay:" not in out
+    assert "cli-small (seed 3): PASSED" in out and "tasks_succeeded" in out
+    assert "replay: kubesim run" in out and "last events before the end" not in out  # no failure detail
 
 
 def test_run_failing_expectation_exits_1_and_prints_the_replay_command(tmp_path, capsys):
@@ -95,7 +102,7 @@ def test_run_plot_png(tmp_path, capsys):
     out_file = tmp_path / "run.png"
     assert main(["run", str(write(tmp_path)), "--plot", str(out_file)]) == 0
     assert out_file.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert f"wrote {out_file}" in capsys.readouterr().out
+    assert f"plot: {out_file}" in capsys.readouterr().out
 
 
 def test_run_plot_html_embeds_the_image(tmp_path, capsys):
@@ -109,7 +116,7 @@ def test_run_plot_with_unknown_extension_exits_2_before_running(tmp_path, capsys
     out_file = tmp_path / "run.txt"
     assert main(["run", str(write(tmp_path)), "--plot", str(out_file)]) == 2
     out, err = capsys.readouterr()
-    assert "cannot write a plot to" in err and ".png" in err
+    assert f"cannot write --plot {out_file}" in err and ".png" in err
     assert "PASSED" not in out and not out_file.exists()
 
 
@@ -156,3 +163,14 @@ def test_bad_arguments_exit_2(argv, capsys):
         status = exc.code
     assert status == 2
     assert capsys.readouterr().err
+
+
+def test_validate_verbose_shows_the_defaults_that_apply(tmp_path, capsys):
+    path = tmp_path / "short.yaml"
+    path.write_text("cluster: {nodes: 2}\nexpect: {all_tasks: success}\n", encoding="utf-8")
+    assert main(["validate", "-v", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "short: defaults that apply (not set in the file):" in out
+    assert "    workload: {dags: 1, tasks_per_dag: 10," in out and "run_seconds: {constant: 30}" in out
+    assert "    cluster.node: {cpu: \"8\"" in out and "    until: {max_virtual_seconds: 21600}" in out
+    assert "cluster.nodes" not in out and "all_tasks" not in out  # set in the file: not a default

@@ -43,7 +43,7 @@ def assert_problem(error: ScenarioError, path: Path, line: int | None, field: st
 
 def test_unknown_key_is_reported_at_its_own_line(tmp_path):
     path = write(tmp_path, "name: typo\nseed: 1\ncluster:\n  nodes: 2\n  nodse: 3\nworkload: {dags: 1}\n")
-    assert_problem(load_error(path), path, 5, "cluster.nodse", "unknown key 'nodse'", "check its spelling")
+    assert_problem(load_error(path), path, 5, "cluster.nodse", "unknown key 'nodse'", "did you mean 'nodes'?")
 
 
 def test_wrong_type_names_the_field_and_the_value(tmp_path):
@@ -90,13 +90,20 @@ def test_bad_executor_option_carries_executor_config_message(tmp_path):
     assert str(direct.value) in error.problems[0][2]  # ExecutorConfig's own words: problem, expected, fix
 
 
-def test_yaml_syntax_error_gives_the_line(tmp_path):
+def test_yaml_syntax_error_names_where_the_unclosed_construct_began(tmp_path):
     path = write(tmp_path, "name: x\ncluster:\n  nodes: [1, 2\nworkload: {}\n")
     error = load_error(path)
     line, field, message = error.problems[0]
-    assert (line, field) == (4, "")
-    assert message.startswith("YAML syntax error") and "indentation" in message
-    assert f"{path}:4: YAML syntax error" in str(error)
+    assert (line, field) == (3, "")   # the unclosed [ is on line 3; the parser gives up on line 4
+    assert message.startswith("YAML syntax error: the flow sequence begun on line 3, column 10 is not closed")
+    assert "stopped at line 4" in message and "closing bracket" in message
+    assert f"{path}:3: YAML syntax error" in str(error)
+
+
+def test_yaml_syntax_error_without_an_open_construct_gives_the_line(tmp_path):
+    path = write(tmp_path, "name: x\n\tcluster: {}\n")
+    line, field, message = load_error(path).problems[0]
+    assert (line, field) == (2, "") and "line 2, column 1" in message and "indentation" in message
 
 
 def test_non_mapping_document_is_rejected(tmp_path):
@@ -104,12 +111,32 @@ def test_non_mapping_document_is_rejected(tmp_path):
     assert_problem(load_error(path), path, 1, "", "a scenario is a mapping of sections", "not a list")
 
 
-def test_empty_file_is_a_valid_scenario_with_all_defaults(tmp_path):
-    path = write(tmp_path, "", name="nothing.yaml")
-    [loaded] = load(path)
-    assert loaded.scenario == Scenario()
-    assert (loaded.id, loaded.variant) == ("nothing", "")
-    assert loaded.scenario.cluster.nodes == 3 and loaded.scenario.until.max_virtual_seconds == 6 * 3600
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "---\n"])
+def test_an_empty_file_is_an_error_not_ten_default_tasks(tmp_path, text):
+    path = write(tmp_path, text, name="nothing.yaml")
+    assert_problem(load_error(path), path, None, "", "the file is empty", "workload:", "validate -v")
+
+
+@pytest.mark.parametrize("text, line, field, guess", [
+    ("workloads: {dags: 1}\n", 1, "workloads", "did you mean 'workload'?"),
+    ("cluster:\n  nodse: 2\n", 2, "cluster.nodse", "did you mean 'nodes'?"),
+    ("cluster:\n  node: {cpus: '2'}\n", 2, "cluster.node.cpus", "did you mean 'cpu'?"),
+    ("cluster:\n  api_latency:\n    create: {constnt: 0.1}\n", 3, "cluster.api_latency.create.constnt",
+     "did you mean 'constant'?"),
+    ("workload:\n  task_per_dag: 3\n", 2, "workload.task_per_dag", "did you mean 'tasks_per_dag'?"),
+    ("workload:\n  names: realstic\n", 2, "workload.names", "did you mean 'realistic'?"),
+    ("faults:\n  - {at: 5, expire_watch: {}}\n", 2, "faults[0].expire_watch", "did you mean 'expire_watches'?"),
+    ("faults:\n  - outage: {start: 1, end: 5, mod: refused}\n", 2, "faults[0].outage.mod", "did you mean 'mode'?"),
+    ("faults:\n  - api_errors: {code: 429, verbs: [crate]}\n", 2, "faults[0].api_errors.verbs[0]",
+     "did you mean 'create'?"),
+    ("expect:\n  metrics:\n    makespam: 3\n", 3, "expect.metrics.makespam", "did you mean makespan?"),
+    ("expect:\n  all_task: success\n", 2, "expect.all_task", "did you mean 'all_tasks'?"),
+    ("scheduler: {loop_intervall: 2}\n", 1, "scheduler.loop_intervall", "did you mean 'loop_interval'?"),
+    ("until:\n  max_virtual_second: 10\n", 2, "until.max_virtual_second", "did you mean 'max_virtual_seconds'?"),
+], ids=lambda v: v if isinstance(v, str) and "\n" not in v and " " not in v else None)
+def test_typos_get_a_did_you_mean_in_every_section(tmp_path, text, line, field, guess):
+    path = write(tmp_path, text)
+    assert_problem(load_error(path), path, line, field, guess)
 
 
 def test_unreadable_path_is_a_scenario_error(tmp_path):

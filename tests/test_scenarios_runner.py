@@ -70,8 +70,14 @@ def test_too_short_a_run_fails_the_until_check(tmp_path):
     assert "until" in checks, result.failures
     assert checks["until"].line == UNTIL_LINE
     assert "not done after 4" in checks["until"].message
-    assert "no task lost" in checks  # the invariant sees the unfinished tasks too
     assert result.virtual_seconds >= 4
+    # a clean failure: the cut-off, the metrics up to it, and no verdict the cut made meaningless
+    assert "no task lost" not in checks and "no orphan pods" not in checks
+    verdicts = {c.name: c.passed for c in result.invariants}
+    assert verdicts["no task lost"] is None and verdicts["one live pod per try"] is True
+    assert result.metrics["pods_created"] == 3 and result.metrics["api_calls"] > 0
+    assert result.expectations[0].name == "until.max_virtual_seconds" and result.expectations[0].passed is False
+    assert result.crash == "" and not any("crashed" in line.message for line in result.log_lines)
 
 
 def test_same_seed_same_run_and_replay_names_the_seed(tmp_path):
@@ -161,3 +167,40 @@ def test_watchdog_flags_a_try_reported_twice():
     assert watchdog.violations == []
     watchdog.on_state(key, State.FAILED, "replayed")
     assert [v.invariant for v in watchdog.violations] == ["reported once"]
+
+
+# -- the world's run loop --------------------------------------------------------------------------
+
+def test_run_until_done_waits_for_a_successor_started_later_by_a_timer():
+    cluster = FakeCluster(seed=5, nodes=1)
+    world = World(cluster)
+    world.add_tasks("etl", [f"t{i}" for i in range(4)])
+    world.start_scheduler()
+    cluster.at(3, world.crash_scheduler)           # no scheduler alive from t=3 ...
+    cluster.at(60, world.start_scheduler)          # ... until its successor starts at t=60
+    world.run_until_done(timeout=600)
+    assert world.terminal() and len(world.jobs) == 2, world.states()
+    assert cluster.now >= 60
+
+
+def test_run_until_done_timeout_is_raised_outside_the_simulation(caplog):
+    cluster = FakeCluster(seed=5, nodes=1)
+    world = World(cluster)
+    world.add_tasks("etl", ["t0"])
+    try:
+        world.run_until_done(timeout=2)
+    except TimeoutError as exc:
+        assert "not done after 2" in str(exc)
+    else:
+        raise AssertionError("a 10 s task cannot finish in 2 s")
+    assert not cluster.kernel.crashed and "crashed" not in caplog.text  # no process died of it
+
+
+def test_queue_depth_never_goes_negative_and_spans_the_whole_run():
+    [loaded] = load(Path(__file__).parent.parent / "scenarios/catalogue/scheduler_restart.yaml")
+    result = run(loaded)
+    depths = [depth for _, depth in result.queue_depth]
+    times = [t for t, _ in result.queue_depth]
+    assert min(depths) == 0 and max(depths) > 0
+    assert times == sorted(set(times))                      # one point per instant
+    assert times[0] == 0 and times[-1] == result.virtual_seconds and depths[-1] == 0

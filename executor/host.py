@@ -252,10 +252,14 @@ class SchedulerJob:
     def start(self) -> None:
         """Run the loop in the background until every task is done or the job stops."""
         self.running = True
+        self._register()   # the job exists from now on: it may crash before its loop first runs
         self.handle = self.runtime.spawn(self.run, name=f"scheduler-{self.job_id}")
 
+    def _register(self) -> None:
+        self.store.jobs.setdefault(self.job_id, JobRecord(self.job_id, State.RUNNING, self.runtime.now()))
+
     def run(self) -> None:
-        self.store.jobs[self.job_id] = JobRecord(self.job_id, State.RUNNING, self.runtime.now())
+        self._register()
         self.running = True
         self.executor.start()
         self._next_queued_check = self.runtime.now() + self.queued_timeout.check_interval
@@ -390,8 +394,11 @@ class SchedulerJob:
             log.warning("task %s stuck in queued for over %ss: revoking it", ti.key, self.queued_timeout.timeout)
             self.executor.revoke_task(ti.key)
             if ti.stuck_requeues < self.queued_timeout.requeues:
+                # A new try, not the same one again: the revoked pod may outlive the revoke (a
+                # node that cannot confirm the delete), and one try never has two pods.
                 ti.stuck_requeues += 1
-                self.store.reset_to_scheduled(ti.key)
+                ti.queued_by_job_id = None
+                self.store.set_state(ti, State.SCHEDULED)
             else:
                 ti.queued_by_job_id = None
                 self.store.set_state(ti, State.FAILED)

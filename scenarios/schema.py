@@ -337,6 +337,15 @@ class Until(Strict):
     max_virtual_seconds: float = Field(default=6 * 3600.0, gt=0)
 
 
+class ExploreSpec(Strict):
+    """What ``kubesim explore`` draws for this world (``kubesim run`` ignores it)."""
+
+    kinds: list[str] = Field(default_factory=list, description="fault kinds to draw from (empty: all; "
+                             "kubesim explore --list-kinds names them)")
+    horizon: float = Field(default=300.0, gt=0, description="faults strike within this many virtual seconds")
+    max_faults: int = Field(default=4, ge=1, le=20, description="faults per drawn schedule at most")
+
+
 class Scenario(Strict):
     name: str | None = None
     description: str = ""
@@ -349,6 +358,7 @@ class Scenario(Strict):
     faults: list[Fault] = Field(default_factory=list)
     expect: Expect = Expect()
     until: Until = Until()
+    explore: ExploreSpec = ExploreSpec()
     matrix: list[dict[str, Any]] = Field(default_factory=list,
                                          description="variants: each maps dotted keys to values")
 

@@ -200,3 +200,22 @@ def test_kubectl_exec_attach_and_port_forward_are_told_kubesim_does_not_serve_th
         kubectl.fails("exec", "shell", "--", "ls")
     assert "kubesim does not serve pods/attach" in kubectl.fails("attach", "shell")
     assert "kubesim does not serve pods/portforward" in kubectl.fails("port-forward", "pod/shell", "0:80")
+
+
+# -- events ----------------------------------------------------------------------------------------
+
+def test_describe_pod_and_kubectl_events_show_the_pod_s_normal_events(cluster):
+    server, kubectl = cluster
+    kubectl("create", "-f", kubectl.manifest("narrated"))
+    running = wait_pod(server, "narrated", lambda p: phase(p) == "Running", "Running")
+    node = running["spec"]["nodeName"]
+    described = kubectl("describe", "pod", "narrated")
+    rows = [line.split(None, 4) for line in described[described.index("Events:"):].splitlines()[3:] if line.strip()]
+    assert [(row[0], row[1], row[3], row[4]) for row in rows] == [
+        ("Normal", "Scheduled", "default-scheduler", f"Successfully assigned default/narrated to {node}"),
+        ("Normal", "Pulled", "kubelet", 'Container image "busybox:1.36" already present on machine'),
+        ("Normal", "Created", "kubelet", "Created container main"),
+        ("Normal", "Started", "kubelet", "Started container main")]
+    if kubectl.run("events", "--help").returncode == 0:   # kubectl events came in 1.26
+        listed = kubectl.table("events", "--for", "pod/narrated")
+        assert [row[2] for row in listed[1:]] == ["Scheduled", "Pulled", "Created", "Started"]

@@ -125,6 +125,7 @@ class ApiServer:
                        for name, s in self.strategies.items()}
         self.compacted_rv = 0
         self.log_source: LogSource | None = None   # the cluster model's container logs (pods/log)
+        self.before_events: Callable[[], None] | None = None   # writes the model's pending Events
         self._rv_waiters: list[tuple[int, object]] = []  # while any, every store's first listener releases them
 
     @property
@@ -149,6 +150,8 @@ class ApiServer:
             return json_reply(200, VERSION)
         route = self.route(request.parts)
         method = request.method
+        if self.before_events is not None and route.store.resource == "events":
+            self.before_events()
         if route.subresource not in (None, "status"):
             return self._pod_subresource(route, request)
         handler = _HANDLERS.get((method, route.name is not None))

@@ -4,6 +4,9 @@ cluster-info. Skips without kubectl, fails then when KUBESIM_REQUIRE_KUBECTL=1 (
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 
 from serving import Kubectl, find_kubectl, new_cluster, phase, pod, serving, wait_for, wait_pod
@@ -219,3 +222,37 @@ def test_describe_pod_and_kubectl_events_show_the_pod_s_normal_events(cluster):
     if kubectl.run("events", "--help").returncode == 0:   # kubectl events came in 1.26
         listed = kubectl.table("events", "--for", "pod/narrated")
         assert [row[2] for row in listed[1:]] == ["Scheduled", "Pulled", "Created", "Started"]
+
+
+# -- explain, auth can-i, cluster-info -------------------------------------------------------------
+
+def kubectl_minor(kubectl: Kubectl) -> int:
+    version = json.loads(kubectl("version", "--client", "-o", "json"))["clientVersion"]
+    return int("".join(ch for ch in version["minor"] if ch.isdigit()))
+
+
+def test_kubectl_explain_reads_the_pod_schema_generated_from_the_client_s_models(cluster):
+    server, kubectl = cluster
+    if kubectl_minor(kubectl) < 27:
+        pytest.skip("kubectl before 1.27 explains from OpenAPI v2, which kubesim serves without schemas")
+    explained = kubectl("explain", "pods")
+    assert "KIND:       Pod" in explained and "Pod is a collection of containers that can run on a host." in explained
+    assert re.search(r"^  spec\t<PodSpec>$", explained, re.MULTILINE)
+    nested = kubectl("explain", "pods.spec.containers.resources")
+    assert "FIELD: resources <ResourceRequirements>" in nested
+    assert re.search(r"^  requests\t<map\[string\]string>$", nested, re.MULTILINE)
+    assert "restartPolicy\t<string>" in kubectl("explain", "pod.spec")
+
+
+def test_kubectl_auth_can_i_says_yes_to_everything(cluster):
+    server, kubectl = cluster
+    assert kubectl("auth", "can-i", "create", "pods").strip() == "yes"
+    assert kubectl("auth", "can-i", "delete", "nodes").strip() == "yes"
+    listed = kubectl.table("auth", "can-i", "--list")
+    assert listed[0] == ["Resources", "Non-Resource URLs", "Resource Names", "Verbs"] and listed[1][0] == "*.*"
+
+
+def test_kubectl_cluster_info_prints_the_server(cluster):
+    server, kubectl = cluster
+    printed = re.sub(r"\x1b\[[0-9;]*m", "", kubectl("cluster-info"))   # (kubectl colours it)
+    assert printed.splitlines()[0] == f"Kubernetes control plane is running at {server.url}"

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 import kubernetes.client.models as models
 
-KIND_MODELS = {"Pod": "V1Pod", "Namespace": "V1Namespace", "Node": "V1Node", "Event": "CoreV1Event"}
+KIND_MODELS = {"Pod": "V1Pod", "Namespace": "V1Namespace", "Node": "V1Node", "Event": "CoreV1Event",
+               "Service": "V1Service"}
 # apimachinery's meta/v1 types, which live outside core/v1 in the OpenAPI document
 META_TYPES = {"ObjectMeta", "OwnerReference", "ManagedFieldsEntry", "ListMeta", "Status", "StatusDetails",
               "StatusCause", "DeleteOptions", "Preconditions", "LabelSelector", "LabelSelectorRequirement",

@@ -256,3 +256,10 @@ def test_kubectl_cluster_info_prints_the_server(cluster):
     server, kubectl = cluster
     printed = re.sub(r"\x1b\[[0-9;]*m", "", kubectl("cluster-info"))   # (kubectl colours it)
     assert printed.splitlines()[0] == f"Kubernetes control plane is running at {server.url}"
+
+
+def test_kubectl_over_https_is_told_the_server_speaks_http(cluster):
+    server, kubectl = cluster
+    error = kubectl.fails("--server", server.url.replace("http://", "https://"), "--insecure-skip-tls-verify",
+                          "--request-timeout=10s", "get", "pods")
+    assert "server gave HTTP response to HTTPS client" in error

@@ -9,6 +9,7 @@ import re
 
 import pytest
 
+from fakecluster.api.schema import kind_schema
 from serving import Kubectl, find_kubectl, new_cluster, phase, pod, serving, wait_for, wait_pod
 
 SLOW_STOP = {"kubesim.io/run-seconds": "3600", "kubesim.io/stop-seconds": "60"}   # 3 s of wall time at 20x
@@ -236,7 +237,9 @@ def test_kubectl_explain_reads_the_pod_schema_generated_from_the_client_s_models
     if kubectl_minor(kubectl) < 27:
         pytest.skip("kubectl before 1.27 explains from OpenAPI v2, which kubesim serves without schemas")
     explained = kubectl("explain", "pods")
-    assert "KIND:       Pod" in explained and "Pod is a collection of containers that can run on a host." in explained
+    assert "KIND:       Pod" in explained and "Kind is a string value representing the REST resource" in explained
+    if kind_schema("Pod").description:   # the 37.x models describe their types, the 36.x ones do not
+        assert "Pod is a collection of containers that can run on a host." in explained
     assert re.search(r"^  spec\t<PodSpec>$", explained, re.MULTILINE)
     nested = kubectl("explain", "pods.spec.containers.resources")
     assert "FIELD: resources <ResourceRequirements>" in nested

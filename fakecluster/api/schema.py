@@ -23,7 +23,7 @@ META_TYPES = {"ObjectMeta", "OwnerReference", "ManagedFieldsEntry", "ListMeta", 
               "Condition", "Time", "MicroTime", "FieldsV1"}
 
 _LIST = re.compile(r"^(?:List|list)\[(.+)\]$")
-_MAP = re.compile(r"^(?:Dict\[str, (.+)\]|dict\(str, (.+)\))$")
+_MAP = re.compile(r"^(?:[Dd]ict\[str, (.+)\]|dict\(str, (.+)\))$")
 _SCALARS = {"str": ("string", None), "int": ("integer", "int64"), "float": ("number", "double"),
             "bool": ("boolean", None), "datetime": ("string", "date-time"), "date": ("string", "date"),
             "object": (None, None)}
@@ -115,7 +115,7 @@ def _field_description(cls, attribute: str) -> str:
         return " ".join((info.description or "").split()) if info is not None else ""
     prop = getattr(cls, attribute, None)  # classic models (36.x): the property's docstring
     doc = getattr(prop, "__doc__", None) or ""
-    lines = [line.strip() for line in doc.splitlines()]
+    lines = [line.replace("# noqa: E501", "").strip() for line in doc.splitlines()]
     body = [line for line in lines if line and not line.startswith((":", "Gets the", "Sets the"))]
     return " ".join(body)
 

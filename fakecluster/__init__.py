@@ -6,7 +6,8 @@ Its parts, each a subpackage (DESIGN.md's layers inside fakecluster):
     kernel   the simulation kernel: virtual time, the greenlet bridge, simulated and real-time runtimes
     api      the API server: routing and verbs, store and watch cache, streams, selectors, strategies,
              validation, patch, Status errors, tables, discovery, OpenAPI, wire encoding
-    model    the cluster model: nodes, scheduler, kubelets, the behaviour model
+    model    the cluster model: nodes, scheduler, kubelets, the behaviour model, the node and
+             namespace controllers, the event recorder, container logs
     doors    the front doors: the gateway (latency, errors, outages), the in-process urllib3
              transport, the HTTP server on loopback
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import random
-import uuid
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
@@ -21,6 +19,7 @@ from .faults import Faults
 from .kernel.engine import Kernel, ModelTimer, Process
 from .kernel.runtime import EPOCH, SimRuntime
 from .model.behaviour import Behaviour, BehaviourError, Outcome
+from .model.events import EventRecorder
 from .model.kubelet import Kubelets, ready
 from .model.logs import container_log
 from .model.namespaces import NamespaceController
@@ -52,7 +51,7 @@ class FakeCluster:
                  behaviour: Behaviour | None = None, faults: Faults | None = None,
                  options: ServerOptions | None = None, scheduling_delay: float = 0.0,
                  horizon: float = 30 * 24 * 3600.0, trace: bool = True, record_events: bool = True,
-                 epoch: datetime | None = None, time_scale: float = 1.0):
+                 epoch: datetime | None = None, normal_events: bool = True, time_scale: float = 1.0):
         self.seed = seed
         self.epoch = epoch or EPOCH  # virtual t=0 as a UTC instant (kubesim serve: the wall clock's now)
         # Virtual seconds per second of the timestamps clients see. kubesim serve passes its speed,
@@ -61,6 +60,8 @@ class FakeCluster:
             raise ValueError(f"FakeCluster(time_scale=...) must be more than 0, not {time_scale!r}")
         self.time_scale = time_scale
         self.record_events = record_events  # core/v1 Events (FailedScheduling, BackOff, Evicted...)
+        # the Normal events of every pod's life (Scheduled, Pulling, Pulled, Created, Started, Killing)
+        self.normal_events = record_events and normal_events
         self._stamp: tuple[int, str] = (-1, "")
         self.rng = random.Random(seed)
         self._faker: Faker | None = None
@@ -72,6 +73,10 @@ class FakeCluster:
         options.watch_cache_size = watch_cache_size
         options.watch_cache_seconds = watch_cache_seconds
         self.server = ApiServer(self.kernel, self.rng, self.timestamp, options)
+        self.event_recorder = EventRecorder(
+            self.env, self.server.stores["events"], self.server.stores["namespaces"], self.timestamp, self.epoch,
+            terminating=lambda namespace: self.namespace_controller.is_terminating(namespace))
+        self.server.before_events = self.event_recorder.flush   # a client reading Events sees them all
         self.faults = faults or Faults()
         self.gateway = Gateway(self.server, self.kernel, self.rng, self.faults)
         self.behaviour = behaviour or Behaviour()
@@ -80,14 +85,14 @@ class FakeCluster:
         self.nodes: dict[str, NodeState] = {}
         self._node_serial = 0
         self._node_size = (node_cpu, node_memory, node_pods)   # for Nodes created through the API
-        self._event_names: dict[tuple, tuple[str, str]] = {}
         self.scheduler = Scheduler(self.env, self.server.pods, self.nodes, self.outcome,
                                    self._bound, self.timestamp, scheduling_delay,
                                    on_error=lambda message: self.trace.append((self.env.now, "scheduler-error", message)),
-                                   record_event=self.record_event)
+                                   record_event=self.record_event, lifecycle_events=self.normal_events)
         # a pod that finished gives its room on the node back to the scheduler
         self.kubelets = Kubelets(self.env, self.server.pods, self.timestamp, self.scheduler.release,
-                                 record_event=self.record_event, delete=self._force_delete)
+                                 record_event=self.record_event, delete=self._force_delete,
+                                 lifecycle_events=self.normal_events, record_events_of=self.record_events_of)
         self.server.pods.listeners.append(self._on_pod_change)
         self.server.log_source = lambda pod, container, previous: container_log(
             pod, container, previous, self._outcomes.get(pod["metadata"]["uid"]))
@@ -97,7 +102,8 @@ class FakeCluster:
             node_deleted=self._node_deleted, evict=self._taint_evict)
         self.namespace_controller = NamespaceController(
             self.env, self.server.stores["namespaces"], self.server.pods, self.server.stores["events"],
-            self.timestamp, delete_pod=lambda pod: self.server.delete_object(self.server.pods, pod, None))
+            self.timestamp, delete_pod=lambda pod: self.server.delete_object(self.server.pods, pod, None),
+            flush_events=lambda: self.event_recorder.flush())
         if trace:
             for store in self.server.stores.values():
                 store.listeners.append(self._recorder(store.kind))
@@ -105,6 +111,8 @@ class FakeCluster:
             self.create_namespace(namespace)
         for i in range(nodes):
             self.add_node(f"node-{i + 1}", node_cpu, node_memory, node_pods)
+
+    # -- time and processes --------------------------------------------------------------------
 
     @property
     def faker(self) -> Faker:
@@ -114,8 +122,6 @@ class FakeCluster:
             self._faker = Faker()
             self._faker.seed_instance(self._faker_seed)
         return self._faker
-
-    # -- time and processes --------------------------------------------------------------------
 
     @property
     def now(self) -> float:
@@ -244,44 +250,29 @@ class FakeCluster:
 
     def record_event(self, obj: dict, reason: str, message: str, type: str = "Warning",
                      component: str = "kubelet", host: str | None = None,
-                     field_path: str | None = None) -> dict | None:
-        """Write a core/v1 Event about ``obj``, aggregated like the client-go recorder does.
-
-        The same (object, reason, message, source) again bumps ``count`` and ``lastTimestamp``
-        of the existing Event instead of creating another.
-        """
+                     field_path: str | None = None) -> None:
+        """Record a core/v1 Event about ``obj`` (written to the store when Events are read: see
+        ``model.events``), aggregated like the client-go recorder does."""
         if not self.record_events or obj is None:
-            return None
-        meta = obj["metadata"]
-        namespace = meta.get("namespace") or "default"
+            return
+        namespace = obj["metadata"].get("namespace") or "default"
         if self.namespace_controller.terminating and self.namespace_controller.is_terminating(namespace):
-            return None  # admission refuses new content there, the recorder's Events too
-        store = self.server.stores["events"]
-        when = self.timestamp()
-        aggregate = (meta.get("uid"), reason, message, component, host)
-        known = self._event_names.get(aggregate)
-        if known is not None and store.get(*known) is not None:
-            return store.update(*known, lambda e: {**e, "count": e.get("count", 1) + 1, "lastTimestamp": when})
-        nanos = (int(round(self.env.now / self.time_scale * 1e9)) + int(self.epoch.timestamp()) * 10**9
-                 + len(self._event_names))
-        name = f"{meta['name'][:230]}.{nanos:x}"
-        involved = {"kind": obj.get("kind", "Pod"), "namespace": namespace, "name": meta["name"],
-                    "uid": meta.get("uid"), "apiVersion": obj.get("apiVersion", "v1"),
-                    "resourceVersion": meta.get("resourceVersion")}
-        if field_path:
-            involved["fieldPath"] = field_path
-        event = {"kind": "Event", "apiVersion": "v1",
-                 "metadata": {"name": name, "namespace": namespace, "uid": _stable_uid(namespace, name),
-                              "creationTimestamp": when},
-                 "involvedObject": involved, "reason": reason, "message": message,
-                 "source": {"component": component, **({"host": host} if host else {})},
-                 "firstTimestamp": when, "lastTimestamp": when, "count": 1, "type": type,
-                 "eventTime": None, "reportingComponent": component, "reportingInstance": host or ""}
-        self._event_names[aggregate] = (namespace, name)
-        return store.create(event)
+            return  # admission refuses new content there, the recorder's Events too
+        self.event_recorder.record(obj, ((reason, message, field_path),), type, component, host)
+
+    def record_events_of(self, obj: dict, events: tuple, type: str = "Normal", component: str = "kubelet",
+                         host: str | None = None) -> None:
+        """Several Events about ``obj`` at once: (reason, message, fieldPath) triples."""
+        if not self.record_events or obj is None:
+            return
+        namespace = obj["metadata"].get("namespace") or "default"
+        if self.namespace_controller.terminating and self.namespace_controller.is_terminating(namespace):
+            return
+        self.event_recorder.record(obj, events, type, component, host)
 
     def events(self, namespace: str | None = None, involved: str | None = None) -> list[dict]:
         """Stored Events (plain dicts), optionally only those about the object named ``involved``."""
+        self.event_recorder.flush()
         found = self.server.stores["events"].objects.values()
         return [e for e in found if (namespace is None or e["metadata"]["namespace"] == namespace)
                 and (involved is None or e["involvedObject"]["name"] == involved)]
@@ -460,6 +451,7 @@ class FakeCluster:
             self.scheduler.forget(key)
             self.kubelets.forget(key)
             self.node_controller.forget(key)
+            self.event_recorder.forget(meta["uid"])
             self._outcomes.pop(meta["uid"], None)  # a uid never comes back
 
     def _admit(self, key: tuple, uid: str) -> None:
@@ -513,11 +505,6 @@ class FakeCluster:
 def without_unreachable(taints: list | None) -> list:
     """A node's taints but those the node controller sets while the node is unreachable."""
     return [t for t in taints or () if t.get("key") != UNREACHABLE]
-
-
-def _stable_uid(*parts: str) -> str:
-    """A uid that draws nothing from the world's RNG (so Events never change what pods draw)."""
-    return str(uuid.UUID(hashlib.sha256("/".join(parts).encode()).hexdigest()[:32]))
 
 
 def eviction_message(pod: dict, resource: str) -> str:

@@ -589,7 +589,7 @@ def test_eviction_fails_the_pod_with_reason_evicted():
     assert cluster.evict(NS, "evictee") is False  # nothing left to evict
     with pytest.raises(KeyError, match="no pod default/ghost"):
         cluster.evict(NS, "ghost")
-    assert [e["reason"] for e in cluster.events(NS, "evictee")] == ["Evicted"]
+    assert [e["reason"] for e in cluster.events(NS, "evictee") if e["type"] == "Warning"] == ["Evicted"]
 
 
 def test_an_eviction_in_the_same_instant_as_the_bind_is_not_lost():
@@ -849,7 +849,7 @@ def test_a_bad_annotation_fails_the_pod_visibly_instead_of_crashing_the_simulati
     message = typo["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
     assert "kubesim.io/run-seconds='ten'" in message and "number of seconds" in message
     assert fine["status"]["phase"] == "Succeeded"
-    warning = [e for e in events if e.involved_object.name == "typo"]
+    warning = [e for e in events if e.involved_object.name == "typo" and e.type == "Warning"]
     assert [(e.type, e.reason) for e in warning] == [("Warning", "Failed")]
     assert "kubesim.io/run-seconds='ten'" in warning[0].message
     assert any(entry[1] == "behaviour-error" and "typo" in entry[2] for entry in cluster.trace)

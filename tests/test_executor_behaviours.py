@@ -167,6 +167,11 @@ def pod_event_rvs(cluster, until: float) -> list[int]:
     return [t[1] for t in cluster.trace if len(t) == 7 and t[3] == "Pod" and t[0] <= until]
 
 
+def revision_at(cluster, until: float) -> int:
+    """The cluster's resourceVersion at virtual time ``until``: its newest change of any kind (Events too)."""
+    return max(t[1] for t in cluster.trace if len(t) == 7 and t[0] <= until)
+
+
 def crashed_watchers(cluster) -> list:
     return [p for p in cluster.kernel.crashed if p.name.startswith("watcher")]
 
@@ -193,7 +198,7 @@ def test_a_410_in_the_stream_is_handled_in_the_watcher_by_relisting():
     rvs = watch_rvs(tap)
     assert len(rvs) >= 2 and all(rv not in (None, "", "0") for rv in rvs)
     assert [r for r in tap.of("watch") if r["time"] == 20][0]["query"]["resourceVersion"] \
-        == str(max(pod_event_rvs(cluster, 20)))
+        == str(revision_at(cluster, 20))   # the re-list's resourceVersion
     assert cluster.pods() == [] and world.executors[0].running == set()
 
 
@@ -257,7 +262,8 @@ def test_a_dead_watcher_is_restarted_from_the_last_resource_version_it_saw():
     assert every_task(world, State.SUCCESS)
     (launcher,) = world.launchers
     assert launcher.restarts >= 1 and len(crashed_watchers(cluster)) >= 1
-    last_seen = str(max(pod_event_rvs(cluster, 15)))
+    listed = int(tap.of("watch")[0]["query"]["resourceVersion"])    # the first list's resourceVersion
+    last_seen = str(max([listed, *pod_event_rvs(cluster, 15)]))      # or a pod event's after it
     later = [r for r in tap.of("watch") if r["time"] >= 15]
     assert [r["status"] for r in later if r["status"] == 403]         # the window was hit
     assert later[-1]["status"] == 200
@@ -518,7 +524,7 @@ def test_image_pull_backoff_alone_is_not_fatal():
                                      worker_pods_pending_timeout=90, worker_pods_pending_timeout_check_interval=30)
     world.run_until_done(timeout=600)
 
-    backoffs = [e for e in cluster.server.stores["events"].objects.values()
+    backoffs = [e for e in cluster.events()
                 if e.get("message") == "Error: ImagePullBackOff"]
     assert backoffs and backoffs[0]["involvedObject"]["name"].startswith("etl-slow")
     assert ti_of(world, "slow").state == State.FAILED

@@ -18,7 +18,8 @@ def run_pod(cluster, api, name: str, annotations: dict, restart: str = "Never", 
 
 
 def log(cluster, api, name: str, **options) -> str:
-    return cluster.run(lambda: api.read_namespaced_pod_log(name, NS, **options))
+    """The log as sent (the 36.x client turns a str response into "b'...'": read the bytes instead)."""
+    return cluster.run(lambda: api.read_namespaced_pod_log(name, NS, _preload_content=False, **options)).data.decode()
 
 
 def test_a_finished_pod_s_log_says_when_it_started_how_long_it_ran_and_how_it_ended():

@@ -269,3 +269,12 @@ def test_memory_stays_flat_across_hundreds_of_bad_clients(server):
         tracemalloc.stop()
     assert grown < 1024 * 1024, f"{grown} bytes still held after 400 bad clients"
     still_serving(server)
+
+
+def test_an_https_client_is_answered_at_once_so_its_tls_layer_fails_fast(server):
+    hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(32)   # the start of a TLS ClientHello
+    with connect(server) as sock:
+        sock.sendall(hello)
+        ready, _, _ = select.select([sock], [], [], 1.0)   # not after the 10 s header timeout
+        assert ready and split_response(read_all(sock))[:1] == (400,)
+    still_serving(server)

@@ -33,7 +33,9 @@ def test_discovery_version_openapi_and_health_are_served(served):
     assert status == 200 and json.loads(body)["gitVersion"].startswith("v1.")
     assert json.loads(split_response(exchange(server, get("/api")))[2])["versions"] == ["v1"]
     assert json.loads(split_response(exchange(server, get("/apis")))[2]) == {
-        "kind": "APIGroupList", "apiVersion": "v1", "groups": []}
+        "kind": "APIGroupList", "apiVersion": "v1", "groups": [{"name": "authorization.k8s.io", "versions": [
+            {"groupVersion": "authorization.k8s.io/v1", "version": "v1"}], "preferredVersion": {
+            "groupVersion": "authorization.k8s.io/v1", "version": "v1"}}]}
     resources = json.loads(split_response(exchange(server, get("/api/v1")))[2])["resources"]
     pods = next(r for r in resources if r["name"] == "pods")
     assert pods["namespaced"] and pods["shortNames"] == ["po"] and "watch" in pods["verbs"]

@@ -4,8 +4,12 @@ cluster-info. Skips without kubectl, fails then when KUBESIM_REQUIRE_KUBECTL=1 (
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 
+from fakecluster.api.schema import kind_schema
 from serving import Kubectl, find_kubectl, new_cluster, phase, pod, serving, wait_for, wait_pod
 
 SLOW_STOP = {"kubesim.io/run-seconds": "3600", "kubesim.io/stop-seconds": "60"}   # 3 s of wall time at 20x
@@ -200,3 +204,65 @@ def test_kubectl_exec_attach_and_port_forward_are_told_kubesim_does_not_serve_th
         kubectl.fails("exec", "shell", "--", "ls")
     assert "kubesim does not serve pods/attach" in kubectl.fails("attach", "shell")
     assert "kubesim does not serve pods/portforward" in kubectl.fails("port-forward", "pod/shell", "0:80")
+
+
+# -- events ----------------------------------------------------------------------------------------
+
+def test_describe_pod_and_kubectl_events_show_the_pod_s_normal_events(cluster):
+    server, kubectl = cluster
+    kubectl("create", "-f", kubectl.manifest("narrated"))
+    running = wait_pod(server, "narrated", lambda p: phase(p) == "Running", "Running")
+    node = running["spec"]["nodeName"]
+    described = kubectl("describe", "pod", "narrated")
+    rows = [line.split(None, 4) for line in described[described.index("Events:"):].splitlines()[3:] if line.strip()]
+    assert [(row[0], row[1], row[3], row[4]) for row in rows] == [
+        ("Normal", "Scheduled", "default-scheduler", f"Successfully assigned default/narrated to {node}"),
+        ("Normal", "Pulled", "kubelet", 'Container image "busybox:1.36" already present on machine'),
+        ("Normal", "Created", "kubelet", "Created container main"),
+        ("Normal", "Started", "kubelet", "Started container main")]
+    if kubectl.run("events", "--help").returncode == 0:   # kubectl events came in 1.26
+        listed = kubectl.table("events", "--for", "pod/narrated")
+        assert [row[2] for row in listed[1:]] == ["Scheduled", "Pulled", "Created", "Started"]
+
+
+# -- explain, auth can-i, cluster-info -------------------------------------------------------------
+
+def kubectl_minor(kubectl: Kubectl) -> int:
+    version = json.loads(kubectl("version", "--client", "-o", "json"))["clientVersion"]
+    return int("".join(ch for ch in version["minor"] if ch.isdigit()))
+
+
+def test_kubectl_explain_reads_the_pod_schema_generated_from_the_client_s_models(cluster):
+    server, kubectl = cluster
+    if kubectl_minor(kubectl) < 27:
+        pytest.skip("kubectl before 1.27 explains from OpenAPI v2, which kubesim serves without schemas")
+    explained = kubectl("explain", "pods")
+    assert "KIND:       Pod" in explained and "Kind is a string value representing the REST resource" in explained
+    if kind_schema("Pod").description:   # the 37.x models describe their types, the 36.x ones do not
+        assert "Pod is a collection of containers that can run on a host." in explained
+    assert re.search(r"^  spec\t<PodSpec>$", explained, re.MULTILINE)
+    nested = kubectl("explain", "pods.spec.containers.resources")
+    assert "FIELD: resources <ResourceRequirements>" in nested
+    assert re.search(r"^  requests\t<map\[string\]string>$", nested, re.MULTILINE)
+    assert "restartPolicy\t<string>" in kubectl("explain", "pod.spec")
+
+
+def test_kubectl_auth_can_i_says_yes_to_everything(cluster):
+    server, kubectl = cluster
+    assert kubectl("auth", "can-i", "create", "pods").strip() == "yes"
+    assert kubectl("auth", "can-i", "delete", "nodes").strip() == "yes"
+    listed = kubectl.table("auth", "can-i", "--list")
+    assert listed[0] == ["Resources", "Non-Resource URLs", "Resource Names", "Verbs"] and listed[1][0] == "*.*"
+
+
+def test_kubectl_cluster_info_prints_the_server(cluster):
+    server, kubectl = cluster
+    printed = re.sub(r"\x1b\[[0-9;]*m", "", kubectl("cluster-info"))   # (kubectl colours it)
+    assert printed.splitlines()[0] == f"Kubernetes control plane is running at {server.url}"
+
+
+def test_kubectl_over_https_is_told_the_server_speaks_http(cluster):
+    server, kubectl = cluster
+    error = kubectl.fails("--server", server.url.replace("http://", "https://"), "--insecure-skip-tls-verify",
+                          "--request-timeout=10s", "get", "pods")
+    assert "server gave HTTP response to HTTPS client" in error

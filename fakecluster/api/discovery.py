@@ -1,15 +1,17 @@
 """Discovery documents: what kubectl reads before anything else (/api, /apis, /api/v1).
 
-Only the legacy core group exists, so /apis lists no groups. The plain APIVersions and
+The legacy core group holds the resources; /apis lists authorization.k8s.io alone, whose access
+reviews (``api.access``) always allow. The plain APIVersions and
 APIResourceList forms are served; kubectl asks for aggregated discovery first and falls back
 to these when the answer is plain JSON.
 """
 
 from __future__ import annotations
 
+from . import access
 from .server import ApiServer
 
-SHORT_NAMES = {"pods": ["po"], "namespaces": ["ns"], "nodes": ["no"], "events": ["ev"]}
+SHORT_NAMES = {"pods": ["po"], "namespaces": ["ns"], "nodes": ["no"], "events": ["ev"], "services": ["svc"]}
 ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 
 
@@ -19,7 +21,13 @@ def api_versions(server_address: str) -> dict:
 
 
 def api_group_list() -> dict:
-    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": []}
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [access.group()]}
+
+
+def api_group(name: str) -> dict | None:
+    """/apis/GROUP: the APIGroup, for the one group served."""
+    found = access.group()
+    return {"kind": "APIGroup", "apiVersion": "v1", **found} if name == found["name"] else None
 
 
 def core_resources(server: ApiServer) -> dict:

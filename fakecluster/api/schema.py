@@ -15,14 +15,15 @@ from dataclasses import dataclass, field
 
 import kubernetes.client.models as models
 
-KIND_MODELS = {"Pod": "V1Pod", "Namespace": "V1Namespace", "Node": "V1Node", "Event": "CoreV1Event"}
+KIND_MODELS = {"Pod": "V1Pod", "Namespace": "V1Namespace", "Node": "V1Node", "Event": "CoreV1Event",
+               "Service": "V1Service"}
 # apimachinery's meta/v1 types, which live outside core/v1 in the OpenAPI document
 META_TYPES = {"ObjectMeta", "OwnerReference", "ManagedFieldsEntry", "ListMeta", "Status", "StatusDetails",
               "StatusCause", "DeleteOptions", "Preconditions", "LabelSelector", "LabelSelectorRequirement",
               "Condition", "Time", "MicroTime", "FieldsV1"}
 
 _LIST = re.compile(r"^(?:List|list)\[(.+)\]$")
-_MAP = re.compile(r"^(?:Dict\[str, (.+)\]|dict\(str, (.+)\))$")
+_MAP = re.compile(r"^(?:[Dd]ict\[str, (.+)\]|dict\(str, (.+)\))$")
 _SCALARS = {"str": ("string", None), "int": ("integer", "int64"), "float": ("number", "double"),
             "bool": ("boolean", None), "datetime": ("string", "date-time"), "date": ("string", "date"),
             "object": (None, None)}
@@ -114,7 +115,7 @@ def _field_description(cls, attribute: str) -> str:
         return " ".join((info.description or "").split()) if info is not None else ""
     prop = getattr(cls, attribute, None)  # classic models (36.x): the property's docstring
     doc = getattr(prop, "__doc__", None) or ""
-    lines = [line.strip() for line in doc.splitlines()]
+    lines = [line.replace("# noqa: E501", "").strip() for line in doc.splitlines()]
     body = [line for line in lines if line and not line.startswith((":", "Gets the", "Sets the"))]
     return " ".join(body)
 
@@ -130,9 +131,32 @@ def _required(cls) -> list[str]:
 
 def unknown_fields(value: dict, schema: Type) -> list[str]:
     """The paths of fields ``schema`` does not know, in document order ("spec.containers[0].foo")."""
+    if _all_known(value, schema):  # the usual case, checked without building any path
+        return []
     found: list[str] = []
     _walk(value, schema, "", found)
     return found
+
+
+def _all_known(value, node: Type) -> bool:
+    kind = node.kind
+    if kind == "struct":
+        if value.__class__ is not dict:
+            return True
+        if not value.keys() <= node.known:
+            return False
+        nested = node.nested
+        for key in value.keys() & nested.keys():
+            sub = value[key]
+            if sub is not None and not _all_known(sub, nested[key]):
+                return False
+        return True
+    item = node.item
+    if kind == "list" and value.__class__ is list:
+        return all(_all_known(sub, item) for sub in value)
+    if kind == "map" and value.__class__ is dict:
+        return all(_all_known(sub, item) for sub in value.values())
+    return True
 
 
 def _walk(value, node: Type, path: str, found: list) -> None:
@@ -140,13 +164,12 @@ def _walk(value, node: Type, path: str, found: list) -> None:
         if value.__class__ is not dict:
             return
         known, nested = node.known, node.nested
-        every_known = value.keys() <= known   # the usual case: one quick check, no look per key
         for key, sub in value.items():
             child = nested.get(key)
             if child is not None:
                 if sub is not None:
                     _walk(sub, child, f"{path}{key}.", found)
-            elif not every_known and key not in known:
+            elif key not in known:
                 found.append(f"{path}{key}")
     elif node.kind == "list" and value.__class__ is list:
         base = path[:-1]

@@ -343,6 +343,8 @@ POD_FIELDS = SelectableFields(_POD_READERS, {"spec.host": "spec.nodeName"})
 EVENT_FIELDS = SelectableFields(_EVENT_READERS)
 NODE_FIELDS = SelectableFields({"metadata.name": _text_field("metadata", "name"),
                                 "spec.unschedulable": _unschedulable})
+SERVICE_FIELDS = SelectableFields({"metadata.name": _text_field("metadata", "name"),
+                                   "metadata.namespace": _text_field("metadata", "namespace")})
 NAMESPACE_FIELDS = SelectableFields({"metadata.name": _text_field("metadata", "name"),
                                      "status.phase": _text_field("status", "phase")})
 
@@ -432,5 +434,5 @@ def _converted(req: FieldRequirement, selectable: SelectableFields) -> FieldRequ
 
 __all__ = ["SelectorError", "Requirement", "LabelSelector", "parse_label_selector",
            "FieldRequirement", "FieldSelector", "parse_field_selector", "SelectableFields",
-           "POD_FIELDS", "EVENT_FIELDS", "NODE_FIELDS", "NAMESPACE_FIELDS"]
+           "POD_FIELDS", "EVENT_FIELDS", "NODE_FIELDS", "NAMESPACE_FIELDS", "SERVICE_FIELDS"]
 

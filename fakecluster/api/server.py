@@ -24,13 +24,15 @@ from typing import Callable
 from urllib.parse import parse_qsl, unquote
 
 from ..kernel.engine import Kernel
+from . import access
 from . import status as errors
 from .decoding import decode_json, decode_yaml, find_kind_error, go_json_type, summarize
 from .patch import SUPPORTED_PATCH_TYPES, PatchError, apply_patch
 from .logs import PLAIN_TEXT, UNSERVED, LogSource, pod_log, unserved
 from .schema import kind_schema, unknown_fields, without_fields
 from .query import EXACT, META_GROUP, parse_bool, parse_int, parse_rv, parse_stored_rv, validate_list_options
-from .selectors import EVENT_FIELDS, NAMESPACE_FIELDS, NODE_FIELDS, SelectorError, parse_label_selector
+from .selectors import (EVENT_FIELDS, NAMESPACE_FIELDS, NODE_FIELDS, SERVICE_FIELDS, SelectorError,
+                        parse_label_selector)
 from .status import ApiError
 from .store import Change, Key, ResourceStore, Revision, key_of
 from .strategies import (DELETE_OPTIONS, IMMORTAL_NAMESPACES, DecodeError, NamespaceStrategy, NodeStrategy,
@@ -122,6 +124,8 @@ class ApiServer:
             "namespaces": NamespaceStrategy("namespaces", "Namespace", False, NAMESPACE_FIELDS),
             "nodes": NodeStrategy("nodes", "Node", False, NODE_FIELDS),
             "events": Strategy("events", "Event", True, EVENT_FIELDS),
+            # stored and listed only (no endpoints, no proxy): kubectl cluster-info lists them
+            "services": Strategy("services", "Service", True, SERVICE_FIELDS),
         }
         self.stores = {name: ResourceStore(name, s.kind, s.namespaced, self.revision,
                                            self.options.watch_cache_size, self.options.watch_cache_seconds,
@@ -129,6 +133,7 @@ class ApiServer:
                        for name, s in self.strategies.items()}
         self.compacted_rv = 0
         self.log_source: LogSource | None = None   # the cluster model's container logs (pods/log)
+        self.before_events: Callable[[], None] | None = None   # writes the model's pending Events
         self._rv_waiters: list[tuple[int, object]] = []  # while any, every store's first listener releases them
 
     @property
@@ -151,8 +156,12 @@ class ApiServer:
     def _dispatch(self, request: Request) -> Reply | WatchReply:
         if request.path in ("/version", "/version/"):
             return json_reply(200, VERSION)
+        if request.parts[:3] == ["apis", "authorization.k8s.io", "v1"] and len(request.parts) > 3:
+            return json_reply(201, access.review(request.method, request.parts, request.body))
         route = self.route(request.parts)
         method = request.method
+        if self.before_events is not None and route.store.resource == "events":
+            self.before_events()
         if route.subresource not in (None, "status"):
             return self._pod_subresource(route, request)
         handler = _HANDLERS.get((method, route.name is not None))

@@ -12,7 +12,8 @@ from typing import Callable
 
 import orjson
 
-from ..api.discovery import api_group_list, api_versions, core_resources
+from ..api import access
+from ..api.discovery import api_group, api_group_list, api_versions, core_resources
 from ..api.openapi import v2_document, v3_core, v3_index
 from ..api.server import ApiServer, Reply, Request, WatchReply, json_reply
 from ..api.tables import INCLUDE_CHOICES, table, wants_table, watch_line
@@ -47,6 +48,10 @@ class HttpApi:
             return json_reply(200, api_group_list())
         if path == "/api/v1":
             return json_reply(200, core_resources(self.server))
+        if path == "/apis/authorization.k8s.io":
+            return json_reply(200, api_group("authorization.k8s.io"))
+        if path == f"/apis/{access.GROUP_VERSION}":
+            return json_reply(200, access.resources())
         if path == "/openapi/v3":
             return json_reply(200, v3_index(self.server))
         if path == "/openapi/v3/api/v1":

@@ -21,6 +21,7 @@ from ..api.status import entity_too_large
 
 MAX_HEADER_BYTES = 1 << 20      # Go's http.DefaultMaxHeaderBytes
 RECV_SIZE = 64 * 1024
+TLS_HANDSHAKE = b"\x16"   # the first byte of a TLS ClientHello record
 _METHOD = re.compile(rb"[A-Z]{1,20}")
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _TARGET = re.compile(rb"[\x21-\x7e]+")
@@ -93,8 +94,11 @@ class Connection:
         if self.requests and not self._buffer:  # kept alive: wait for the next request to start
             self._recv_until(lambda: bool(self._buffer), time.monotonic() + limits.idle_timeout)
         deadline = time.monotonic() + limits.header_timeout
-        self._recv_until(lambda: b"\r\n\r\n" in self._buffer or len(self._buffer) > limits.max_header_bytes,
-                         deadline)
+        self._recv_until(lambda: b"\r\n\r\n" in self._buffer or len(self._buffer) > limits.max_header_bytes
+                         or self._buffer[:1] == TLS_HANDSHAKE, deadline)
+        if self._buffer[:1] == TLS_HANDSHAKE:  # an https client: answered at once, as Go's server does,
+            raise HttpError.plain(400)         # so its TLS layer fails now ("first record does not look
+                                               # like a TLS handshake") instead of waiting for a timeout
         end = self._buffer.find(b"\r\n\r\n")
         if end < 0 or end > limits.max_header_bytes:
             raise HttpError.plain(431)

@@ -113,13 +113,17 @@ class Kubelets:
     def __init__(self, env: simpy.Environment, pods: ResourceStore, timestamp: Callable[..., str],
                  on_finished: Callable[[tuple], None],
                  record_event: Callable[..., None] | None = None,
-                 delete: Callable[[dict], None] | None = None):
+                 delete: Callable[[dict], None] | None = None, lifecycle_events: bool = True,
+                 record_events_of: Callable[..., None] | None = None):
         # (the kubelet reads simpy's env._now: the env.now property costs a call, and it is read often)
         self.env, self.pods, self.timestamp = env, pods, timestamp
         self.on_finished = on_finished     # frees the pod's room on its node
         # the kubelet's final DELETE with grace 0, through the API server's deletion rules
         self.delete = delete or (lambda pod: self.pods.remove(*key_of(pod)))
         self.record_event = record_event or (lambda *args, **kwargs: None)
+        # Normal events of each container's life (Pulling, Pulled, Created, Started, Killing)
+        self.lifecycle_events = lifecycle_events and record_events_of is not None
+        self.record_events_of = record_events_of
         self.lives: dict[tuple, Life] = {}
         self.current: Course | None = None  # the course running right now, if any
         self._ips = 0
@@ -223,6 +227,8 @@ class Kubelets:
                     break
                 life.started_at, life.started = self.env._now, self.timestamp()
                 self._write(life, running, life.node, life.ip, life.started, life.restarts, life.last_state)
+                if self.lifecycle_events:  # with the Pulled of its image: one record for the three
+                    self._container_events(life, self._pulled(life), "Created", "Started")
             ends = life.started_at + outcome.run_seconds
             cause = yield from self._wait(ends - self.env._now)
             if cause is not None:
@@ -262,20 +268,25 @@ class Kubelets:
         first = life.restarts == 0
         if not life.ip:
             life.ip = self._next_ip()
-        if first and outcome.pull_seconds:
-            self._write(life, waiting, life.node, life.ip, self.timestamp(), "ContainerCreating", "")
-            cause = yield from self._wait(outcome.pull_seconds)
-            if cause is not None:
-                return cause
         image = self._image(life)
         error = outcome.image_error
         if image is not None and not valid_image(image):
             error = "InvalidImageName"
+        pulls = first and outcome.pull_seconds and error != "InvalidImageName"
+        if pulls:
+            self._write(life, waiting, life.node, life.ip, self.timestamp(), "ContainerCreating", "")
+            if self.lifecycle_events:
+                self._container_events(life, "Pulling")
+            cause = yield from self._wait(outcome.pull_seconds)
+            if cause is not None:
+                return cause
         if first and error:
             return (yield from self._image_backoff(life, error, image or ""))
         if first and outcome.container_error:
             message = outcome.container_error_message or container_error_message(outcome.container_error)
             self._write(life, waiting, life.node, life.ip, self.timestamp(), outcome.container_error, message)
+            if self.lifecycle_events:
+                self._container_events(life, self._pulled(life))
             self._event(life, "Failed", f"Error: {message}")
             return (yield from self._wait(None))  # never starts; only deletion ends this
         return None
@@ -320,6 +331,8 @@ class Kubelets:
             # a deletion: SIGTERM now, SIGKILL when the grace period ends
             if life.sigterm_at is None:
                 life.sigterm_at = self.env._now
+                if self.lifecycle_events and life.started_at is not None:
+                    self._container_events(life, "Killing")
             life.kill_at = min(life.kill_at, self.env._now + max(0.0, detail))
             exited_by_itself = (life.started_at is not None
                                 and life.started_at + life.outcome.run_seconds <= self.env._now)
@@ -376,6 +389,24 @@ class Kubelets:
             self.record_event(pod, reason, message, kind, component="kubelet", host=life.node.name,
                               field_path=f"spec.containers{{{self._container_name(life)}}}")
 
+    @staticmethod
+    def _pulled(life: Life):
+        """The Pulled event's reason: pulled just now (the first start, with a pull time) or present."""
+        pull = life.outcome.pull_seconds
+        return ("Pulled", pull) if life.restarts == 0 and pull else "Pulled"
+
+    def _container_events(self, life: Life, *reasons) -> None:
+        """Normal events about each container of the pod, recorded in one go; a reason is a
+        name, or ("Pulled", seconds) for an image that was pulled."""
+        pod = self.pods.get(*life.key)
+        if pod is None or pod["metadata"]["uid"] != life.uid:
+            return
+        events = tuple((reason if reason.__class__ is str else reason[0],
+                        lifecycle_message(reason, container.get("name", ""), container.get("image", "")),
+                        field_path(container.get("name", "")))
+                       for container in pod["spec"].get("containers") or () for reason in reasons)
+        self.record_events_of(pod, events, "Normal", component="kubelet", host=life.node.name)
+
     def _image(self, life: Life) -> str | None:
         pod = self.pods.get(*life.key)
         if pod is None:
@@ -404,6 +435,38 @@ def exit_of(outcome: Outcome) -> tuple[int, str]:
     if outcome.exit_code == 0:
         return 0, "Completed"
     return outcome.exit_code, "Error"
+
+
+@functools.lru_cache(maxsize=4096)  # a load runs the same few containers: the messages are shared
+def lifecycle_message(reason, container: str, image: str) -> str:
+    """The kubelet's message for a Normal event of a container's life (v1.31 wording)."""
+    if reason.__class__ is tuple:  # ("Pulled", seconds): pulled just now
+        took = _go_seconds(reason[1])
+        return (f'Successfully pulled image "{image}" in {took} ({took} including waiting). '
+                f'Image size: {image_size(image)} bytes.')
+    return {"Pulling": f'Pulling image "{image}"', "Pulled": f'Container image "{image}" already present on machine',
+            "Created": f"Created container {container}", "Started": f"Started container {container}",
+            "Killing": f"Stopping container {container}"}[reason]
+
+
+@functools.lru_cache(maxsize=4096)
+def field_path(container: str) -> str:
+    return f"spec.containers{{{container}}}"
+
+
+def _go_seconds(seconds: float) -> str:
+    """Go's time.Duration text for a pull time: 850ms, 2.5s, 1m30s."""
+    if seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    if seconds < 60:
+        return f"{seconds:g}s"
+    return f"{int(seconds // 60)}m{seconds % 60:g}s"
+
+
+@functools.lru_cache(maxsize=1024)
+def image_size(image: str) -> int:
+    """A stable made-up size for an image (the Pulled event says it): 2 to 500 MB."""
+    return 2_000_000 + int(hashlib.sha256(image.encode()).hexdigest()[:8], 16) % 498_000_000
 
 
 def _go_duration(seconds: float) -> str:

@@ -31,9 +31,10 @@ DELETION_CONDITIONS = (
 
 class NamespaceController:
     def __init__(self, env: simpy.Environment, namespaces: ResourceStore, pods: ResourceStore,
-                 events: ResourceStore, timestamp: Callable[..., str], delete_pod: Callable[[dict], None]):
+                 events: ResourceStore, timestamp: Callable[..., str], delete_pod: Callable[[dict], None],
+                 flush_events: Callable[[], None] = lambda: None):
         self.env, self.namespaces, self.pods, self.events = env, namespaces, pods, events
-        self.timestamp, self.delete_pod = timestamp, delete_pod
+        self.timestamp, self.delete_pod, self.flush_events = timestamp, delete_pod, flush_events
         self.terminating: set[str] = set()
         self._checks: set[str] = set()   # namespaces with a look already queued
         namespaces.listeners.append(self._on_namespace)
@@ -62,6 +63,7 @@ class NamespaceController:
         """Delete the namespace's content: Events now, pods gracefully."""
         if name not in self.terminating:
             return
+        self.flush_events()   # Events recorded but not yet written go with the rest
         for event in sorted(self.events.by_namespace.get(name, {}).values(), key=lambda e: e["metadata"]["name"]):
             self.events.remove(name, event["metadata"]["name"])
         for pod in sorted(self.pods.by_namespace.get(name, {}).values(), key=lambda p: p["metadata"]["name"]):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import orjson
+
 UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
 NOT_SCHEDULABLE = "node(s) were unschedulable"
 SELECTOR_MISMATCH = "node(s) didn't match Pod's node affinity/selector"
@@ -115,7 +117,7 @@ class Placement:
 
 
 EVERYWHERE = Placement()
-_interned: dict[tuple, Placement] = {}
+_interned: dict[bytes, Placement] = {}
 
 
 def placement_of(spec: dict) -> Placement:
@@ -126,21 +128,13 @@ def placement_of(spec: dict) -> Placement:
         "requiredDuringSchedulingIgnoredDuringExecution")
     if not selector and not tolerations and required is None:
         return EVERYWHERE
-    terms = tuple((required or {}).get("nodeSelectorTerms") or ())
-    key = (tuple(sorted((selector or {}).items())), _freeze(list(terms)), required is not None,
-           _freeze(list(tolerations or ())))
+    # one C-speed serialisation as the key: most pods share their placement (defaulted tolerations)
+    key = orjson.dumps((selector, required, tolerations), option=orjson.OPT_SORT_KEYS)
     found = _interned.get(key)
     if found is None:
         if len(_interned) > 4096:  # placements are few in practice; never let them grow unbounded
             _interned.clear()
-        found = _interned[key] = Placement(key[0], terms, key[2], tuple(tolerations or ()))
+        terms = tuple((required or {}).get("nodeSelectorTerms") or ())
+        found = _interned[key] = Placement(tuple(sorted((selector or {}).items())), terms, required is not None,
+                                           tuple(tolerations or ()))
     return found
-
-
-def _freeze(value):
-    if isinstance(value, dict):
-        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
-    if isinstance(value, list):
-        return ("__list__",) + tuple(_freeze(v) for v in value)
-    return value
-

@@ -57,11 +57,12 @@ class Scheduler:
                  outcome_of: Callable[[dict], Outcome], on_bound: Callable[[dict, NodeState], None],
                  timestamp: Callable[..., str], delay: float = 0.0,
                  on_error: Callable[[str], None] | None = None,
-                 record_event: Callable[..., object] | None = None):
+                 record_event: Callable[..., object] | None = None, lifecycle_events: bool = True):
         self.env, self.pods, self.nodes = env, pods, nodes
         self.outcome_of, self.on_bound, self.timestamp = outcome_of, on_bound, timestamp
         self.on_error = on_error or (lambda message: None)
         self.record_event = record_event or (lambda *args, **kwargs: None)
+        self.lifecycle_events = lifecycle_events and record_event is not None   # Normal "Scheduled"
         self.delay = delay
         self.waiting: dict[tuple, Waiting] = {}        # key -> entry, in arrival order
         self.stuck: dict[tuple, tuple[str, str]] = {}  # key -> (uid, why): pods no node will take
@@ -238,6 +239,9 @@ class Scheduler:
         node.take(key, cpu, memory)
         self.placed[key] = (node, cpu, memory)
         bound = self.pods.update(*key, lambda p: bind(p, node.name, self.timestamp()))
+        if self.lifecycle_events:
+            self.record_event(bound, "Scheduled", f"Successfully assigned {key[0]}/{key[1]} to {node.name}",
+                              "Normal", component="default-scheduler")
         self.on_bound(bound, node)
 
     def _find_node(self, cpu: float, memory: float, placement) -> NodeState | None:

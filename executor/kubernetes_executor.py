@@ -27,7 +27,7 @@ from .config import ExecutorConfig
 from .events import REVOKED_LABEL
 from .keys import CommandType, InvalidCommand, State, TaskInstanceKey, is_task_run_command
 from .launcher import KubeJob, PodLauncher, new_pod_name
-from .podgen import InvalidExecutorConfig, annotations_to_key, executor_config_pod_override
+from .podgen import InvalidExecutorConfig, annotations_to_key, build_labels, executor_config_pod_override
 from .publishing import Publishing
 from .runtime import Runtime
 from .watcher import ALL_NAMESPACES, PodEvent, Resync
@@ -317,6 +317,36 @@ class KubernetesExecutor(Adoption, Publishing, BaseExecutor):
             return annotations_to_key(pod["metadata"].get("annotations") or {})
         except ValueError:
             return None
+
+    # -- task logs -----------------------------------------------------------------------------
+
+    def get_task_log(self, key: TaskInstanceKey) -> tuple[list[str], list[str]]:
+        """(messages, log lines) of a try's pod, as Airflow's log view asks while a task runs: the
+        last ``running_pod_log_lines`` lines of its base container, and with ``logs_task_metadata``
+        where they came from (pod, node, phase)."""
+        launcher = self._started()
+        labels = build_labels(key, self.job_id)
+        selector = ",".join(f"{name}={labels[name]}" for name in ("dag_id", "task_id", "run_id", "try_number"))
+        try:
+            pods = launcher.list_pods(selector)
+        except (ApiException, Urllib3Error) as exc:
+            return [f"cannot list the pods of {key}: {str(exc).splitlines()[0]}"], []
+        if not pods:
+            return [f"no pod of {key} is left to read logs from"], []
+        pod = pods[0]
+        name, namespace = pod["metadata"]["name"], pod["metadata"]["namespace"]
+        messages = [f"reading the log of pod {namespace}/{name} through the API"]
+        if self.config.logs_task_metadata:
+            status = pod.get("status") or {}
+            messages.append(f"pod {name}: node {pod['spec'].get('nodeName', '-')}, phase {status.get('phase')}, "
+                            f"labels {pod['metadata'].get('labels', {})}")
+        try:
+            response = launcher.kube.read_namespaced_pod_log(name, namespace, container="base",
+                                                             tail_lines=self.config.running_pod_log_lines,
+                                                             _preload_content=False)
+        except (ApiException, Urllib3Error) as exc:
+            return messages + [f"cannot read the log: {str(exc).splitlines()[0]}"], []
+        return messages, response.data.decode("utf-8", "replace").splitlines()
 
     # -- revoking --------------------------------------------------------------------------
 

@@ -132,3 +132,26 @@ def test_sequential_pod_creation_sends_one_create_at_a_time():
     world.run_until_done(timeout=600)
     created = [c.time for c in cluster.gateway.log if c.verb == "create"]
     assert [round(b - a, 6) for a, b in zip(created, created[1:])] == [2.0, 2.0, 2.0]
+
+
+@pytest.mark.parametrize("metadata", [False, True])
+def test_task_logs_honour_running_pod_log_lines_and_logs_task_metadata(metadata):
+    """get_task_log reads the try's pod's log through the API: the last running_pod_log_lines
+    lines, and with logs_task_metadata the pod, node and phase they came from."""
+    cluster = FakeCluster(seed=14, behaviour=Behaviour(run_seconds=lambda rng: 100.0))
+    world = World(cluster, ExecutorConfig(running_pod_log_lines=1, logs_task_metadata=metadata))
+    world.add_tasks("etl", ["long"])
+    world.start_scheduler()
+    seen = {}
+
+    def look():
+        cluster.sleep(30)
+        executor = world.jobs[0].executor
+        seen["log"] = executor.get_task_log(next(iter(executor.running)))
+
+    cluster.spawn(look)
+    world.run_until_done(timeout=600)
+    messages, lines = seen["log"]
+    assert len(lines) == 1 and lines[0].startswith("kubesim: container base started")
+    assert messages[0].startswith("reading the log of pod default/etl-long-")
+    assert (len(messages) == 2 and "node node-" in messages[1] and "phase Running" in messages[1]) == metadata

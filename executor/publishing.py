@@ -156,10 +156,22 @@ class Publishing:
             self.publish_retries[job.key] += 1
             self.task_queue.append(job)
             log.info("re-queueing %s after %s (attempt %d)", job.key, why, self.publish_retries[job.key])
+        elif self._landed(job):   # the create's answer was lost, but the pod is there: it runs
+            self.stats["confirmed_existing"] += 1
+            self._launched(job, self.config.namespace)
         else:
             self.publish_retries.pop(job.key, None)
             self.fail(job.key, f"pod creation failed: {why}")
         return True
+
+    def _landed(self, job: KubeJob) -> bool:
+        """Did a create that got no clear answer (a dropped connection, a timeout, a 5xx) land after
+        all? Failing the try without looking would leave its pod running a task declared failed."""
+        try:
+            pod = self._started().get(job.pod_name, self.config.namespace)
+        except (ApiException, Urllib3Error):
+            return False
+        return self._key_of(pod) == job.key
 
 
 def error_message(exc: ApiException) -> str:

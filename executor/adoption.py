@@ -58,8 +58,20 @@ class Adoption:
                 pod = pods_by_key.get(ti.key)
                 if pod is None or not self._adopt(ti.key, pod["metadata"]["name"], pod["metadata"]["namespace"]):
                     not_adopted.append(ti)
-        self._guarded(self.adopt_completed_pods)
+        failed = self.adopt_completed_pods_safely()
+        if failed and not by_job and not not_adopted:   # a sweep for leftovers only: say it is not done
+            raise AdoptionUnavailable(f"{failed} completed pod(s) of ended schedulers could not be relabelled yet")
         return not_adopted
+
+    def adopt_completed_pods_safely(self) -> int:
+        """``adopt_completed_pods`` without letting an unreachable API server escape; the pods it
+        could not relabel (they will be found again next time)."""
+        try:
+            return self.adopt_completed_pods()
+        except (ApiException, Urllib3Error) as exc:
+            self.stats["periodic_check_errors"] += 1
+            log.warning("adopt_completed_pods failed, trying again later: %s", str(exc).splitlines()[0])
+            return 1
 
     def _adopt(self, key: TaskInstanceKey, name: str, namespace: str) -> bool:
         """Relabel one live pod; False only when the pod is gone (its try may be reset)."""
@@ -106,21 +118,24 @@ class Adoption:
             return []
         return self.task_store.live_scheduler_ids(self.config.scheduler_health_check_threshold)
 
-    def adopt_completed_pods(self, live_job_ids: Iterable[str] | None = None) -> None:
+    def adopt_completed_pods(self, live_job_ids: Iterable[str] | None = None) -> int:
         """Clean up finished (Succeeded or Failed) pods that dead schedulers left behind, never
         live schedulers' pods.
 
         Live schedulers are those the task store knows as running with a recent heartbeat,
-        unless ``live_job_ids`` names them."""
+        unless ``live_job_ids`` names them. Returns how many it could not relabel."""
         if live_job_ids is None:
             live_job_ids = self._live_job_ids()
         exclude = sorted({self.job_id, *map(str, live_job_ids)})
         selector = (f"kubernetes_executor=True,airflow-worker notin ({','.join(exclude)}),"
                     f"{DONE_LABEL}!=True")
+        failed = 0
         for pod in self._started().list_pods(selector, COMPLETED_PHASES):
             name, namespace = pod["metadata"]["name"], pod["metadata"]["namespace"]
             try:
                 self._started().label(name, namespace, {"airflow-worker": self.job_id})
             except (ApiException, Urllib3Error):
-                continue  # it will be found again next time
+                failed += 1   # it will be found again next time
+                continue
             self.stats["completed_adopted"] += 1
+        return failed

@@ -59,6 +59,7 @@ class Outcome:
     seconds: float = 0.0
     error: str = ""
     runs: list = field(default_factory=list)
+    other_seeds: dict = field(default_factory=dict)   # seed -> killed there too
 
     @property
     def killed(self) -> bool:
@@ -144,7 +145,8 @@ def order(mutant: Mutant, files: dict[str, Path]) -> list[Path]:
     return guards + [path for path in files.values() if path not in guards]
 
 
-def run_mutant(mutant: Mutant, files: dict[str, Path], every_scenario: bool = False) -> Outcome:
+def run_mutant(mutant: Mutant, files: dict[str, Path], every_scenario: bool = False,
+               seeds: tuple[int, ...] = ()) -> Outcome:
     started = time.perf_counter()
     outcome = Outcome(mutant)
     with tempfile.TemporaryDirectory(prefix=f"kubesim-mutant-{mutant.name}-") as scratch:
@@ -156,28 +158,32 @@ def run_mutant(mutant: Mutant, files: dict[str, Path], every_scenario: bool = Fa
         command = [sys.executable, "-m", "scenarios.mutation_worker", *map(str, order(mutant, files))]
         if not every_scenario:
             command.insert(3, "--first-kill")
+        if seeds:
+            command.insert(3, "--seeds=" + ",".join(map(str, seeds)))
         env = {**os.environ, "PYTHONPATH": str(root), "PYTHONHASHSEED": "0"}
         done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
     outcome.seconds = time.perf_counter() - started
     for line in done.stdout.splitlines():
         if line.startswith("{"):
             outcome.runs.append(json.loads(line))
-    outcome.scenarios_run = len(outcome.runs)
-    killer = next((run for run in outcome.runs if not run["passed"]), None)
+    outcome.scenarios_run = len([run for run in outcome.runs if run.get("seed") is None])
+    killer = next((run for run in outcome.runs if not run["passed"] and run.get("seed") is None), None)
     if killer is not None:
         outcome.killed_by, outcome.failure = killer["scenario"], killer["failure"]
+        outcome.other_seeds = {run["seed"]: not run["passed"] for run in outcome.runs
+                               if run.get("seed") is not None and run["scenario"] == killer["scenario"]}
     elif done.returncode != 0:
         outcome.error = (done.stderr.strip().splitlines() or ["the worker failed"])[-1]
     return outcome
 
 
 def run_all(mutants: list[Mutant], catalogue: Path = CATALOGUE, workers: int = 2, every_scenario: bool = False,
-            on_done=None) -> list[Outcome]:
+            on_done=None, seeds: tuple[int, ...] = ()) -> list[Outcome]:
     files = scenario_files(catalogue)
     for mutant in mutants:
         order(mutant, files)   # bad guarded_by names fail before anything runs
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = [pool.submit(run_mutant, mutant, files, every_scenario) for mutant in mutants]
+        futures = [pool.submit(run_mutant, mutant, files, every_scenario, seeds) for mutant in mutants]
         outcomes = []
         for future in futures:
             outcomes.append(future.result())

@@ -23,6 +23,8 @@ def add_command(commands) -> None:
     mutate.add_argument("--workers", type=int, default=2, help="mutants checked at once (processes)")
     mutate.add_argument("--every-scenario", action="store_true",
                         help="run every scenario against each mutant, not only until the first kill")
+    mutate.add_argument("--seeds", default="", help="comma-separated seeds: the killing scenario must kill the "
+                        "mutant on each of these too (e.g. 101,202)")
     mutate.add_argument("--json", type=Path, dest="json_out", help="write the outcomes as JSON here")
     mutate.add_argument("--list", action="store_true", help="list the mutants and their guards, run nothing")
     mutate.set_defaults(handler=cmd_mutate)
@@ -43,16 +45,22 @@ def cmd_mutate(args, console: Console) -> int:
             return 0
         if args.workers < 1:
             raise MutationError(f"--workers must be at least 1, not {args.workers}")
+        try:
+            seeds = tuple(int(seed) for seed in args.seeds.split(",") if seed.strip())
+        except ValueError:
+            raise MutationError(f"--seeds {args.seeds!r}: expected comma-separated integers, e.g. 101,202") from None
         console.print(f"checking {len(mutants)} mutants against {args.catalogue} ({args.workers} at a time)")
         outcomes = run_all(mutants, args.catalogue, args.workers, args.every_scenario,
-                           on_done=lambda outcome: console.print(progress_line(outcome), highlight=False))
+                           on_done=lambda outcome: console.print(progress_line(outcome), highlight=False),
+                           seeds=seeds)
     except MutationError as exc:
         console.print(f"[red]{escape(str(exc))}[/]", soft_wrap=True)
         return BAD_INPUT
     console.print(table(outcomes))
-    killed = sum(o.killed for o in outcomes)
+    killed = sum(o.killed and all(o.other_seeds.values()) for o in outcomes)
     rate = killed / len(outcomes) if outcomes else 1.0
-    console.print(f"kill rate: {killed}/{len(outcomes)} = {rate:.0%}", highlight=False)
+    seeds_note = f" (killed on its own seed and on seeds {args.seeds})" if seeds else ""
+    console.print(f"kill rate: {killed}/{len(outcomes)} = {rate:.0%}{seeds_note}", highlight=False)
     if args.json_out:
         args.json_out.write_text(json.dumps([as_json(o) for o in outcomes], indent=2), encoding="utf-8")
     return 0 if killed == len(outcomes) else 1
@@ -63,6 +71,10 @@ def progress_line(outcome: Outcome) -> str:
     if outcome.error:
         return f"  [red]error[/]   {name}: {escape(outcome.error)}"
     if outcome.killed:
+        missed = [str(seed) for seed, killed in outcome.other_seeds.items() if not killed]
+        if missed:
+            return (f"  [red]SURVIVED[/] {name} on seed(s) {', '.join(missed)} "
+                    f"(killed by {escape(outcome.killed_by)} on its own seed)")
         return f"  [green]killed[/]  {name} by {escape(outcome.killed_by)} ({outcome.seconds:.1f}s)"
     return f"  [red]SURVIVED[/] {name}: {outcome.scenarios_run} scenarios passed ({outcome.seconds:.1f}s)"
 
@@ -83,4 +95,4 @@ def table(outcomes: list[Outcome]) -> Table:
 def as_json(outcome: Outcome) -> dict:
     return {"mutant": outcome.mutant.name, "behaviour": outcome.mutant.behaviour, "killed": outcome.killed,
             "killed_by": outcome.killed_by, "failure": outcome.failure, "error": outcome.error,
-            "scenarios_run": outcome.scenarios_run, "seconds": round(outcome.seconds, 2), "runs": outcome.runs}
+            "scenarios_run": outcome.scenarios_run, "other_seeds": outcome.other_seeds, "seconds": round(outcome.seconds, 2), "runs": outcome.runs}

@@ -14,6 +14,7 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scenarios.mutation_worker")
     parser.add_argument("--first-kill", action="store_true")
+    parser.add_argument("--seeds", default="", help="comma-separated seeds to run the killing scenario on too")
     parser.add_argument("files", nargs="+", type=Path)
     args = parser.parse_args(argv)
     import executor
@@ -25,15 +26,23 @@ def main(argv: list[str] | None = None) -> int:
     logging.disable(logging.CRITICAL)
     from .loader import load
     from .runner import run
+    seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
     for path in args.files:
         for loaded in load(path):
-            result = run(loaded)
-            first = result.failures[0] if result.failures else None
-            failure = f"{first.check}: {first.message.splitlines()[0]}" if first else ""
-            print(json.dumps({"scenario": loaded.id, "passed": result.passed, "failure": failure}), flush=True)
-            if args.first_kill and not result.passed:
-                return 0
+            passed = report(loaded, run(loaded), None)
+            if not passed:
+                for seed in seeds:   # does it kill on other seeds too?
+                    report(loaded, run(loaded, seed), seed)
+                if args.first_kill:
+                    return 0
     return 0
+
+
+def report(loaded, result, seed) -> bool:
+    first = result.failures[0] if result.failures else None
+    failure = f"{first.check}: {first.message.splitlines()[0]}" if first else ""
+    print(json.dumps({"scenario": loaded.id, "seed": seed, "passed": result.passed, "failure": failure}), flush=True)
+    return result.passed
 
 
 if __name__ == "__main__":

@@ -26,6 +26,10 @@ EXCLUDED = {
         "installs the project into a fresh .venv (the suite runs inside such an install already)",
     "fakecluster/   the simulated cluster; imports nothing from executor/ or scenarios/":
         "the directory layout (text, not code)",
+    "# the whole check, as CI runs it: every mutant, two at a time; exit 1 if any survives":
+        "the whole mutation check takes minutes: .ci/run runs it as its own step",
+    "# a real hunt: a few hundred runs on both cores, or ten minutes on a Dask cluster":
+        "minutes of runs (and a Dask cluster); tests/test_explore.py runs explore on a small world",
 }
 POD_YAML = """\
 apiVersion: v1

@@ -6,7 +6,9 @@ so measuring costs in proportion to the run's events; ``tests/test_run_costs.py`
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from executor import State
@@ -49,14 +51,39 @@ def pod_starts(trace: list[tuple]) -> list[float]:
     return starts
 
 
-def phases_over_time(trace: list[tuple]) -> list[tuple[float, dict[str, int]]]:
-    """(time, {phase: count}) after every pod change: the pods-by-phase plot's data.
+class PhaseSeries(Sequence):
+    """(time, {phase: count}) after every pod change, kept as columns (the times, and one count
+    per phase seen) rather than a dict per change: 100,000 tasks make 500,000 changes. Reads as
+    the list of pairs it stands for; each pair is made when it is read."""
+
+    def __init__(self):
+        self.times = array("d")
+        self.columns: dict[str, array] = {}   # phase -> its count after each change
+
+    def append(self, when: float, counts: dict[str, int]) -> None:
+        for phase in counts.keys() - self.columns.keys():
+            self.columns[phase] = array("l", bytes(len(self.times) * array("l").itemsize))
+        self.times.append(when)
+        for phase, column in self.columns.items():
+            column.append(counts.get(phase, 0))
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return self.times[index], {phase: n for phase, column in self.columns.items() if (n := column[index])}
+
+
+def phases_over_time(trace: list[tuple]) -> PhaseSeries:
+    """Pods by phase after every pod change: the pods-by-phase plot's data.
 
     One pass with a running count: a change moves one pod out of its phase and into another,
-    so each entry costs the same however many pods are alive (100,000 tasks make 500,000)."""
+    so each entry costs the same however many pods are alive."""
     current: dict[tuple, str] = {}
     counts: dict[str, int] = {}  # only phases some pod is in
-    series = []
+    series = PhaseSeries()
     for entry in trace:
         if len(entry) != 7 or entry[3] != "Pod":
             continue
@@ -70,7 +97,7 @@ def phases_over_time(trace: list[tuple]) -> list[tuple[float, dict[str, int]]]:
         if kind != "DELETED":
             current[key] = phase
             counts[phase] = counts.get(phase, 0) + 1
-        series.append((when, dict(counts)))
+        series.append(when, counts)
     return series
 
 
@@ -99,7 +126,7 @@ class Measured:
     makespan: float
     metrics: dict[str, float]
     api_calls: list[tuple[str, str, int]]
-    phases: list[tuple[float, dict[str, int]]]
+    phases: PhaseSeries
     queue_depth: list[tuple[float, int]]
 
 

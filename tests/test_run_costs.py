@@ -99,7 +99,7 @@ def test_the_runners_measurements_grow_with_the_events_not_their_square(small_an
 def test_the_count_catches_a_series_that_recounts_the_live_pods(small_and_large):
     """The check above can fail: the old pods-by-phase series, counted the same way."""
     small, large = small_and_large
-    assert recounting_phases(large) == metrics.phases_over_time(large.cluster.trace)   # same series
+    assert recounting_phases(large) == list(metrics.phases_over_time(large.cluster.trace))   # same series
     growth = work_of(recounting_phases, large) / work_of(recounting_phases, small)
     assert growth > 10.0
 
@@ -114,7 +114,7 @@ def test_phases_over_time_counts_pods_per_phase_after_each_change():
              (4.0, 6, "MODIFIED", "Pod", "ns", "a", "Succeeded"),
              (5.0, 7, "DELETED", "Pod", "ns", "a", "Succeeded"),
              (6.0, 8, "DELETED", "Pod", "ns", "b", "Pending")]
-    assert metrics.phases_over_time(trace) == [
+    assert list(metrics.phases_over_time(trace)) == [
         (0.0, {"Pending": 1}), (1.0, {"Pending": 2}), (2.0, {"Pending": 1, "Running": 1}),
         (3.0, {"Pending": 1, "Running": 1}), (4.0, {"Pending": 1, "Succeeded": 1}),
         (5.0, {"Pending": 1}), (6.0, {})]

@@ -41,14 +41,16 @@ class Watchdog:
             return
         name = pod["metadata"]["name"]
         alive = change.type != "DELETED" and (pod.get("status") or {}).get("phase") not in TERMINAL_PHASES
-        pods = self.live[key]
         if alive:
+            pods = self.live[key]
             pods.add(name)
             if len(pods) > 1:
                 self.violations.append(Violation(
                     "one live pod per try", f"task try {key} has {len(pods)} live pods: {sorted(pods)}", self.now()))
-        else:
+        elif (pods := self.live.get(key)) is not None:
             pods.discard(name)
+            if not pods:  # only tries with a live pod are kept: 100,000 ended tries cost nothing
+                del self.live[key]
 
     def on_state(self, key, state, info) -> None:
         if state in (State.SUCCESS, State.FAILED, None):

@@ -35,22 +35,6 @@ def queue_waits(world) -> list[float]:
     return waits
 
 
-def pod_starts(trace: list[tuple]) -> list[float]:
-    """Per pod: from creation (ADDED) to its first Running."""
-    created: dict[tuple, float] = {}
-    starts = []
-    for entry in trace:
-        if len(entry) != 7 or entry[3] != "Pod":
-            continue
-        when, _rv, kind, _k, namespace, name, phase = entry
-        key = (namespace, name)
-        if kind == "ADDED":
-            created[key] = when
-        elif phase == "Running" and key in created:
-            starts.append(when - created.pop(key))
-    return starts
-
-
 class PhaseSeries(Sequence):
     """(time, {phase: count}) after every pod change, kept as columns (the times, and one count
     per phase seen) rather than a dict per change: 100,000 tasks make 500,000 changes. Reads as
@@ -76,29 +60,61 @@ class PhaseSeries(Sequence):
         return self.times[index], {phase: n for phase, column in self.columns.items() if (n := column[index])}
 
 
-def phases_over_time(trace: list[tuple]) -> PhaseSeries:
-    """Pods by phase after every pod change: the pods-by-phase plot's data.
+class PodTimeline:
+    """What the runner measures of pods, one change at a time: pods by phase after every change
+    (``phases``) and each pod's start latency, from its creation to its first Running
+    (``starts``). Each change costs the same however many pods are alive: a change moves one pod
+    out of its phase and into another. Fed by a store listener while the world runs (so the run
+    needs no trace), or from a trace afterwards."""
 
-    One pass with a running count: a change moves one pod out of its phase and into another,
-    so each entry costs the same however many pods are alive."""
-    current: dict[tuple, str] = {}
-    counts: dict[str, int] = {}  # only phases some pod is in
-    series = PhaseSeries()
-    for entry in trace:
-        if len(entry) != 7 or entry[3] != "Pod":
-            continue
-        when, _rv, kind, _k, namespace, name, phase = entry
-        key = (namespace, name)
-        before = current.pop(key, None)
+    def __init__(self):
+        self.phases = PhaseSeries()
+        self.starts: list[float] = []
+        self._current: dict[tuple, str] = {}   # live pod -> its phase
+        self._counts: dict[str, int] = {}      # only phases some pod is in
+        self._created: dict[tuple, float] = {}  # pods not Running yet -> when they were created
+
+    def on_change(self, change) -> None:
+        """A pod store listener."""
+        obj = change.obj
+        meta = obj["metadata"]
+        self.add(change.at, change.type, meta.get("namespace", ""), meta["name"],
+                 obj.get("status", {}).get("phase", ""))
+
+    def add(self, when: float, kind: str, namespace: str, name: str, phase: str) -> None:
+        key, counts = (namespace, name), self._counts
+        before = self._current.pop(key, None)
         if before is not None:
             counts[before] -= 1
             if not counts[before]:
                 del counts[before]
         if kind != "DELETED":
-            current[key] = phase
+            self._current[key] = phase
             counts[phase] = counts.get(phase, 0) + 1
-        series.append(when, counts)
-    return series
+        self.phases.append(when, counts)
+        if kind == "ADDED":
+            self._created[key] = when
+        elif phase == "Running" and key in self._created:
+            self.starts.append(when - self._created.pop(key))
+
+    @classmethod
+    def from_trace(cls, trace) -> "PodTimeline":
+        timeline = cls()
+        for entry in trace:
+            if len(entry) == 7 and entry[3] == "Pod":
+                when, _rv, kind, _kind, namespace, name, phase = entry
+                timeline.add(when, kind, namespace, name, phase)
+        return timeline
+
+
+def phases_over_time(trace) -> PhaseSeries:
+    """Pods by phase after every pod change of a trace: the pods-by-phase plot's data."""
+    return PodTimeline.from_trace(trace).phases
+
+
+def pod_starts(trace) -> list[float]:
+    """Per pod of a trace: from creation (ADDED) to its first Running."""
+    return PodTimeline.from_trace(trace).starts
 
 
 def queue_depth(world) -> list[tuple[float, int]]:
@@ -130,10 +146,13 @@ class Measured:
     queue_depth: list[tuple[float, int]]
 
 
-def measure(world) -> Measured:
+def measure(world, timeline: PodTimeline | None = None) -> Measured:
+    """Everything about a finished world; ``timeline`` is what followed its pods as it ran
+    (without one, the world's trace is read instead)."""
+    timeline = timeline or PodTimeline.from_trace(world.cluster.trace)
     makespan = last_terminal_time(world)
-    return Measured(makespan, compute(world, makespan), api_table(world),
-                    phases_over_time(world.cluster.trace), queue_depth(world))
+    return Measured(makespan, compute(world, makespan, timeline.starts), api_table(world),
+                    timeline.phases, queue_depth(world))
 
 
 def last_terminal_time(world) -> float:
@@ -143,11 +162,12 @@ def last_terminal_time(world) -> float:
     return max(times, default=world.cluster.now)
 
 
-def compute(world, makespan: float) -> dict[str, float]:
+def compute(world, makespan: float, starts: list[float] | None = None) -> dict[str, float]:
     cluster, store = world.cluster, world.store
     calls = cluster.gateway.calls
     states = Counter(ti.state for ti in store.tis.values())
-    waits, starts = queue_waits(world), pod_starts(cluster.trace)
+    waits = queue_waits(world)
+    starts = pod_starts(cluster.trace) if starts is None else starts
     executors = [job.executor for job in world.jobs]
     stats = Counter()
     for executor in executors:

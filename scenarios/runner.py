@@ -14,6 +14,9 @@ from .invariants import Watchdog, final_checks
 from .loader import LoadedScenario
 
 
+LAST_EVENTS = 15  # the trace's tail a failure shows
+
+
 @dataclass
 class Failure:
     check: str          # the invariant or expectation that failed
@@ -64,8 +67,11 @@ def run(loaded: LoadedScenario, seed: int | None = None,
         progress: Callable[[float, dict], None] | None = None) -> Result:
     scenario = loaded.scenario
     seed = scenario.seed if seed is None else seed
-    world = build_world(scenario, seed)
-    world.cluster.gateway.record_log = False  # nothing reads the call log here; calls are counted
+    # Pods are measured as they change: the run keeps only its trace's tail and no call log.
+    world = build_world(scenario, seed, trace=LAST_EVENTS)
+    world.cluster.gateway.record_log = False
+    timeline = measure.PodTimeline()
+    world.cluster.server.pods.listeners.append(timeline.on_change)
     watchdog = Watchdog(now=lambda: world.cluster.now)
     world.cluster.server.pods.listeners.append(watchdog.on_pod_change)
     world.on_executor = lambda executor: executor.state_listeners.append(watchdog.on_state)
@@ -83,9 +89,9 @@ def run(loaded: LoadedScenario, seed: int | None = None,
                                 world.cluster.now))
     except SimulationStalled as exc:
         failures.append(Failure("progress", f"the simulation stalled: {exc}", None, world.cluster.now))
-    measured = measure.measure(world)
+    measured = measure.measure(world, timeline)
     result = Result(loaded.id, str(loaded.path), seed, world.cluster.now, measured.metrics,
-                    api_calls=measured.api_calls, last_events=world.cluster.trace[-15:],
+                    api_calls=measured.api_calls, last_events=list(world.cluster.trace),
                     phases=measured.phases, faults=fault_marks, queue_depth=measured.queue_depth,
                     replay=replay_command(loaded, seed))
     failures += [Failure(v.invariant, v.message, None, v.time) for v in final_checks(world, watchdog)]

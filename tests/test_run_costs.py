@@ -104,6 +104,26 @@ def test_the_count_catches_a_series_that_recounts_the_live_pods(small_and_large)
     assert growth > 10.0
 
 
+def test_following_the_pods_as_they_change_measures_what_the_trace_would():
+    """The runner keeps no full trace: its pod timeline, fed while the world runs, must give the
+    series and start latencies the trace gives afterwards; the trace it keeps is the tail."""
+    cluster = FakeCluster(seed=6, nodes=2, behaviour=Behaviour(run_seconds=constant(10)))
+    world = World(cluster, ExecutorConfig(parallelism=8, worker_pods_creation_batch_size=4))
+    timeline = metrics.PodTimeline()
+    cluster.server.pods.listeners.append(timeline.on_change)
+    world.add_tasks("dag", [f"t{index}" for index in range(20)])
+    world.run_until_done(timeout=600)
+    from_trace = metrics.PodTimeline.from_trace(cluster.trace)
+    assert list(timeline.phases) == list(from_trace.phases) and len(timeline.phases) >= 20 * 4
+    assert timeline.starts == from_trace.starts and len(timeline.starts) == 20
+
+    everything = FakeCluster(seed=6, nodes=2).trace   # two namespaces, two nodes
+    tail = FakeCluster(seed=6, nodes=2, trace=3)
+    assert len(everything) == 4 and list(tail.trace) == everything[-3:]
+    with pytest.raises(ValueError, match="trace must be True .* got 0"):
+        FakeCluster(trace=0)
+
+
 def test_phases_over_time_counts_pods_per_phase_after_each_change():
     trace = [(0.0, 1, "ADDED", "Pod", "ns", "a", "Pending"),
              (0.5, 2, "ADDED", "Node", "", "node-1", ""),

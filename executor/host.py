@@ -25,7 +25,7 @@ SWEEP_SETTLE = 3   # loops to wait after the last sweep for what it adopted to s
 MAX_TIS_PER_QUERY = 512  # Airflow's [scheduler] max_tis_per_query default: queued per loop at most
 
 
-@dataclass
+@dataclass(slots=True)  # 100,000 of them in a big backfill
 class TaskInstance:
     dag_id: str
     task_id: str

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections import deque
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
@@ -50,7 +51,7 @@ class FakeCluster:
                  namespaces: tuple[str, ...] = ("default", "kube-system"),
                  behaviour: Behaviour | None = None, faults: Faults | None = None,
                  options: ServerOptions | None = None, scheduling_delay: float = 0.0,
-                 horizon: float = 30 * 24 * 3600.0, trace: bool = True, record_events: bool = True,
+                 horizon: float = 30 * 24 * 3600.0, trace: bool | int = True, record_events: bool = True,
                  epoch: datetime | None = None, normal_events: bool = True, time_scale: float = 1.0):
         self.seed = seed
         self.epoch = epoch or EPOCH  # virtual t=0 as a UTC instant (kubesim serve: the wall clock's now)
@@ -80,7 +81,9 @@ class FakeCluster:
         self.faults = faults or Faults()
         self.gateway = Gateway(self.server, self.kernel, self.rng, self.faults)
         self.behaviour = behaviour or Behaviour()
-        self.trace: list[tuple] = []
+        # trace: True keeps every change, False none, a number N only the last N (a run's tail)
+        keep_all = trace is True or trace is False
+        self.trace: list[tuple] | deque[tuple] = [] if keep_all else deque(maxlen=_tail_length(trace))
         self._outcomes: dict[str, Outcome] = {}  # by pod uid, while the pod exists
         self.nodes: dict[str, NodeState] = {}
         self._node_serial = 0
@@ -505,6 +508,13 @@ class FakeCluster:
 def without_unreachable(taints: list | None) -> list:
     """A node's taints but those the node controller sets while the node is unreachable."""
     return [t for t in taints or () if t.get("key") != UNREACHABLE]
+
+
+def _tail_length(trace) -> int:
+    if not isinstance(trace, int) or trace < 1:
+        raise ValueError(f"trace must be True (every change), False (none) or how many of the last "
+                         f"changes to keep (at least 1), got {trace!r}")
+    return trace
 
 
 def eviction_message(pod: dict, resource: str) -> str:

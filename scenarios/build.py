@@ -83,13 +83,28 @@ def pod_override(work: WorkloadSpec) -> dict:
 
 
 def task_names(work: WorkloadSpec, seed: int) -> list[tuple[str, str]]:
-    """(dag_id, task_id) pairs, unique, from a Faker seeded by the scenario's seed."""
-    faker = seeded_faker(("en_US", "de_DE", "ja_JP") if work.names == "awkward" else ("en_US",), seed)
+    """(dag_id, task_id) pairs, unique, from a Faker seeded by the scenario's seed. A sweep or an
+    exploration builds the same small workload again and again: its names are drawn once."""
+    if work.dags * work.tasks_per_dag <= NAMES_KEPT:
+        return list(_kept_names(work.names, work.dags, work.tasks_per_dag, seed))
+    return _draw_names(work.names, work.dags, work.tasks_per_dag, seed)
+
+
+NAMES_KEPT = 10_000  # workloads up to this many tasks keep their names for the next world
+
+
+@functools.lru_cache(maxsize=16)
+def _kept_names(style: str, dags: int, tasks_per_dag: int, seed: int) -> tuple[tuple[str, str], ...]:
+    return tuple(_draw_names(style, dags, tasks_per_dag, seed))
+
+
+def _draw_names(style: str, dags: int, tasks_per_dag: int, seed: int) -> list[tuple[str, str]]:
+    faker = seeded_faker(("en_US", "de_DE", "ja_JP") if style == "awkward" else ("en_US",), seed)
     pairs = []
-    for d in range(work.dags):
-        dag_id = dag_name(faker, work.names, d)
-        for t in range(work.tasks_per_dag):
-            pairs.append((dag_id, task_name(faker, work.names, t)))
+    for d in range(dags):
+        dag_id = dag_name(faker, style, d)
+        for t in range(tasks_per_dag):
+            pairs.append((dag_id, task_name(faker, style, t)))
     return pairs
 
 

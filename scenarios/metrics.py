@@ -6,7 +6,9 @@ so measuring costs in proportion to the run's events; ``tests/test_run_costs.py`
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from executor import State
@@ -33,54 +35,95 @@ def queue_waits(world) -> list[float]:
     return waits
 
 
-def pod_starts(trace: list[tuple]) -> list[float]:
-    """Per pod: from creation (ADDED) to its first Running."""
-    created: dict[tuple, float] = {}
-    starts = []
-    for entry in trace:
-        if len(entry) != 7 or entry[3] != "Pod":
-            continue
-        when, _rv, kind, _k, namespace, name, phase = entry
-        key = (namespace, name)
-        if kind == "ADDED":
-            created[key] = when
-        elif phase == "Running" and key in created:
-            starts.append(when - created.pop(key))
-    return starts
+class PhaseSeries(Sequence):
+    """(time, {phase: count}) after every pod change, kept as columns (the times, and one count
+    per phase seen) rather than a dict per change: 100,000 tasks make 500,000 changes. Reads as
+    the list of pairs it stands for; each pair is made when it is read."""
+
+    def __init__(self):
+        self.times = array("d")
+        self.columns: dict[str, array] = {}   # phase -> its count after each change
+
+    def append(self, when: float, counts: dict[str, int]) -> None:
+        for phase in counts.keys() - self.columns.keys():
+            self.columns[phase] = array("l", bytes(len(self.times) * array("l").itemsize))
+        self.times.append(when)
+        for phase, column in self.columns.items():
+            column.append(counts.get(phase, 0))
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return self.times[index], {phase: n for phase, column in self.columns.items() if (n := column[index])}
 
 
-def result_latencies(world) -> list[float]:
-    """Per reported try: from its pod's end (Succeeded or Failed) to the executor's report."""
-    ended: dict[str, float] = {}
-    for entry in world.cluster.trace:
-        if len(entry) == 7 and entry[3] == "Pod" and entry[6] in ("Succeeded", "Failed"):
-            ended.setdefault(entry[5], entry[0])
-    return [when - ended[pod] for when, _key, pod in world.reports if pod in ended]
+class PodTimeline:
+    """What the runner measures of pods, one change at a time: pods by phase after every change
+    (``phases``) and each pod's start latency, from its creation to its first Running
+    (``starts``). Each change costs the same however many pods are alive: a change moves one pod
+    out of its phase and into another. Fed by a store listener while the world runs (so the run
+    needs no trace), or from a trace afterwards."""
 
+    def __init__(self):
+        self.phases = PhaseSeries()
+        self.starts: list[float] = []
+        self._current: dict[tuple, str] = {}   # live pod -> its phase
+        self._counts: dict[str, int] = {}      # only phases some pod is in
+        self._created: dict[tuple, float] = {}  # pods not Running yet -> when they were created
+        self.ended: dict[str, float] = {}       # pod name -> when it first turned Succeeded or Failed
 
-def phases_over_time(trace: list[tuple]) -> list[tuple[float, dict[str, int]]]:
-    """(time, {phase: count}) after every pod change: the pods-by-phase plot's data.
+    def on_change(self, change) -> None:
+        """A pod store listener."""
+        obj = change.obj
+        meta = obj["metadata"]
+        self.add(change.at, change.type, meta.get("namespace", ""), meta["name"],
+                 obj.get("status", {}).get("phase", ""))
 
-    One pass with a running count: a change moves one pod out of its phase and into another,
-    so each entry costs the same however many pods are alive (100,000 tasks make 500,000)."""
-    current: dict[tuple, str] = {}
-    counts: dict[str, int] = {}  # only phases some pod is in
-    series = []
-    for entry in trace:
-        if len(entry) != 7 or entry[3] != "Pod":
-            continue
-        when, _rv, kind, _k, namespace, name, phase = entry
-        key = (namespace, name)
-        before = current.pop(key, None)
+    def add(self, when: float, kind: str, namespace: str, name: str, phase: str) -> None:
+        key, counts = (namespace, name), self._counts
+        before = self._current.pop(key, None)
         if before is not None:
             counts[before] -= 1
             if not counts[before]:
                 del counts[before]
         if kind != "DELETED":
-            current[key] = phase
+            self._current[key] = phase
             counts[phase] = counts.get(phase, 0) + 1
-        series.append((when, dict(counts)))
-    return series
+        self.phases.append(when, counts)
+        if phase in ("Succeeded", "Failed") and name not in self.ended:
+            self.ended[name] = when
+        if kind == "ADDED":
+            self._created[key] = when
+        elif phase == "Running" and key in self._created:
+            self.starts.append(when - self._created.pop(key))
+
+    @classmethod
+    def from_trace(cls, trace) -> "PodTimeline":
+        timeline = cls()
+        for entry in trace:
+            if len(entry) == 7 and entry[3] == "Pod":
+                when, _rv, kind, _kind, namespace, name, phase = entry
+                timeline.add(when, kind, namespace, name, phase)
+        return timeline
+
+
+def result_latencies(world, timeline: PodTimeline | None = None) -> list[float]:
+    """Per reported try: from its pod's end (Succeeded or Failed) to the executor's report."""
+    ended = (timeline or PodTimeline.from_trace(world.cluster.trace)).ended
+    return [when - ended[pod] for when, _key, pod in world.reports if pod in ended]
+
+
+def phases_over_time(trace) -> PhaseSeries:
+    """Pods by phase after every pod change of a trace: the pods-by-phase plot's data."""
+    return PodTimeline.from_trace(trace).phases
+
+
+def pod_starts(trace) -> list[float]:
+    """Per pod of a trace: from creation (ADDED) to its first Running."""
+    return PodTimeline.from_trace(trace).starts
 
 
 def queue_depth(world) -> list[tuple[float, int]]:
@@ -116,14 +159,17 @@ class Measured:
     makespan: float
     metrics: dict[str, float]
     api_calls: list[tuple[str, str, int]]
-    phases: list[tuple[float, dict[str, int]]]
+    phases: PhaseSeries
     queue_depth: list[tuple[float, int]]
 
 
-def measure(world) -> Measured:
+def measure(world, timeline: PodTimeline | None = None) -> Measured:
+    """Everything about a finished world; ``timeline`` is what followed its pods as it ran
+    (without one, the world's trace is read instead)."""
+    timeline = timeline or PodTimeline.from_trace(world.cluster.trace)
     makespan = last_terminal_time(world)
-    return Measured(makespan, compute(world, makespan), api_table(world),
-                    phases_over_time(world.cluster.trace), queue_depth(world))
+    return Measured(makespan, compute(world, makespan, timeline), api_table(world),
+                    timeline.phases, queue_depth(world))
 
 
 def last_terminal_time(world) -> float:
@@ -133,11 +179,12 @@ def last_terminal_time(world) -> float:
     return max(times, default=world.cluster.now)
 
 
-def compute(world, makespan: float) -> dict[str, float]:
+def compute(world, makespan: float, timeline: PodTimeline | None = None) -> dict[str, float]:
     cluster, store = world.cluster, world.store
     calls = cluster.gateway.calls
     states = Counter(ti.state for ti in store.tis.values())
-    waits, starts, latencies = queue_waits(world), pod_starts(cluster.trace), result_latencies(world)
+    timeline = timeline or PodTimeline.from_trace(cluster.trace)
+    waits, starts, latencies = queue_waits(world), timeline.starts, result_latencies(world, timeline)
     executors = [job.executor for job in world.jobs]
     stats = Counter()
     for executor in executors:

@@ -20,6 +20,9 @@ from .samples import api_over_time
 from .timeline import FaultEvent, FaultLog, add_reactions
 
 
+LAST_EVENTS = 15  # the trace's tail a failure shows
+
+
 @dataclass
 class Failure:
     check: str          # the invariant or expectation that failed
@@ -106,7 +109,10 @@ def run(loaded: LoadedScenario, seed: int | None = None,
     seed = scenario.seed if seed is None else seed
     started = time.perf_counter()
     fault_log = FaultLog()
-    world = build_world(scenario, seed, fault_log)
+    # Pods are measured as they change: the run keeps only its trace's tail.
+    world = build_world(scenario, seed, fault_log, trace=LAST_EVENTS)
+    timeline = measure.PodTimeline()
+    world.cluster.server.pods.listeners.append(timeline.on_change)
     now = lambda: world.cluster.now
     watchdog = Watchdog().attach(world)
     limit = scenario.until.max_virtual_seconds
@@ -116,15 +122,15 @@ def run(loaded: LoadedScenario, seed: int | None = None,
         world.cluster.at(0, report)
     with RunLog(now, echo) as log:
         ended, crash = end_of_run(loaded, world, limit)
-    measured = measure.measure(world)
+    measured = measure.measure(world, timeline)
     result = Result(loaded.id, str(loaded.path), seed, world.cluster.now, measured.metrics,
-                    api_calls=measured.api_calls, last_events=world.cluster.trace[-15:],
+                    api_calls=measured.api_calls, last_events=list(world.cluster.trace),
                     phases=measured.phases, faults=fault_log.ordered(),
                     queue_depth=measured.queue_depth, replay=replay_command(loaded, seed),
                     description=" ".join(scenario.description.split()), log_counts=dict(log.counts),
                     log_lines=log.lines, crash=crash,
-                    samples={"pod_start": measure.pod_starts(world.cluster.trace),
-                             "result_latency": measure.result_latencies(world), "queue_wait": measure.queue_waits(world)},
+                    samples={"pod_start": timeline.starts,
+                             "result_latency": measure.result_latencies(world, timeline), "queue_wait": measure.queue_waits(world)},
                     api_over_time=api_over_time(world.cluster.gateway.log, world.cluster.now))
     add_reactions(result.faults, log.lines, world.cluster.gateway.log, world.cluster.now)
     cut_off = any(f.check == "until" for f in ended)

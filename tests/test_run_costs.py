@@ -99,9 +99,29 @@ def test_the_runners_measurements_grow_with_the_events_not_their_square(small_an
 def test_the_count_catches_a_series_that_recounts_the_live_pods(small_and_large):
     """The check above can fail: the old pods-by-phase series, counted the same way."""
     small, large = small_and_large
-    assert recounting_phases(large) == metrics.phases_over_time(large.cluster.trace)   # same series
+    assert recounting_phases(large) == list(metrics.phases_over_time(large.cluster.trace))   # same series
     growth = work_of(recounting_phases, large) / work_of(recounting_phases, small)
     assert growth > 10.0
+
+
+def test_following_the_pods_as_they_change_measures_what_the_trace_would():
+    """The runner keeps no full trace: its pod timeline, fed while the world runs, must give the
+    series and start latencies the trace gives afterwards; the trace it keeps is the tail."""
+    cluster = FakeCluster(seed=6, nodes=2, behaviour=Behaviour(run_seconds=constant(10)))
+    world = World(cluster, ExecutorConfig(parallelism=8, worker_pods_creation_batch_size=4))
+    timeline = metrics.PodTimeline()
+    cluster.server.pods.listeners.append(timeline.on_change)
+    world.add_tasks("dag", [f"t{index}" for index in range(20)])
+    world.run_until_done(timeout=600)
+    from_trace = metrics.PodTimeline.from_trace(cluster.trace)
+    assert list(timeline.phases) == list(from_trace.phases) and len(timeline.phases) >= 20 * 4
+    assert timeline.starts == from_trace.starts and len(timeline.starts) == 20
+
+    everything = FakeCluster(seed=6, nodes=2).trace   # two namespaces, two nodes
+    tail = FakeCluster(seed=6, nodes=2, trace=3)
+    assert len(everything) == 4 and list(tail.trace) == everything[-3:]
+    with pytest.raises(ValueError, match="trace must be True .* got 0"):
+        FakeCluster(trace=0)
 
 
 def test_phases_over_time_counts_pods_per_phase_after_each_change():
@@ -114,7 +134,7 @@ def test_phases_over_time_counts_pods_per_phase_after_each_change():
              (4.0, 6, "MODIFIED", "Pod", "ns", "a", "Succeeded"),
              (5.0, 7, "DELETED", "Pod", "ns", "a", "Succeeded"),
              (6.0, 8, "DELETED", "Pod", "ns", "b", "Pending")]
-    assert metrics.phases_over_time(trace) == [
+    assert list(metrics.phases_over_time(trace)) == [
         (0.0, {"Pending": 1}), (1.0, {"Pending": 2}), (2.0, {"Pending": 1, "Running": 1}),
         (3.0, {"Pending": 1, "Running": 1}), (4.0, {"Pending": 1, "Succeeded": 1}),
         (5.0, {"Pending": 1}), (6.0, {})]

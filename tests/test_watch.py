@@ -670,3 +670,32 @@ def test_a_time_bounded_watch_cache_forgets_changes_older_than_its_window():
         cluster.run(lambda: list(kubernetes.watch.Watch().stream(
             api.list_namespaced_pod, "default", resource_version=str(first_rv), timeout_seconds=5)))
     assert caught.value.status == 410
+
+
+
+def test_a_resumed_watch_is_sent_what_a_live_one_got_and_an_exact_list_the_state_then():
+    """Replaying from the watch cache and serving a list at an older revision both rebuild what
+    was: the same events as a live watch saw, label transitions included, and the old labels."""
+    cluster, api = world()
+    seen: dict[str, list] = {}
+
+    def main():
+        start = list_rv(api)
+        live = cluster.spawn(lambda: seen.setdefault("live", raw_watch(api, resource_version=start,
+                                                                        timeout_seconds=30)[1]))
+        cluster.sleep(0.5)
+        create(api, "a", labels={"team": "x"})
+        cluster.sleep(1)
+        middle = list_rv(api)
+        patch_labels(api, "a", {"team": "y"})
+        api.delete_namespaced_pod("a", NS, grace_period_seconds=0)
+        live.join()
+        seen["resumed"] = raw_watch(api, resource_version=start, timeout_seconds=1)[1]
+        seen["selected"] = raw_watch(api, resource_version=start, label_selector="team=x", timeout_seconds=1)[1]
+        seen["then"] = api.list_namespaced_pod(NS, resource_version=middle, resource_version_match="Exact").items
+
+    cluster.run(main)
+    assert seen["resumed"] == seen["live"] and len(seen["live"]) >= 4    # ADDED, ..., DELETED
+    assert [e["type"] for e in seen["selected"]][-1] == "DELETED"       # it left the selector
+    assert seen["selected"][-1]["object"]["metadata"]["labels"] == {"team": "x"}
+    assert [(p.metadata.name, p.metadata.labels) for p in seen["then"]] == [("a", {"team": "x"})]

@@ -156,6 +156,8 @@ def run_shard(plan: Plan, shard: int) -> ShardResult:
                 raise
             findings.append(Finding(error.invariant, error.message, error.scenario, shard,
                                     len(error.scenario["faults"])))
+    finally:
+        logging.disable(logging.NOTSET)   # quiet runs while hunting; the process's logging as it was
     return ShardResult(shard, runs[0], time.perf_counter() - started, findings)
 
 

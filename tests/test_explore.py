@@ -87,3 +87,24 @@ def test_kubesim_explore_exits_0_when_nothing_breaks_and_says_so(world_file, tmp
 def test_bad_explore_input_is_exit_2_with_the_reason(world_file, args, message, capsys):
     assert main(["explore", str(world_file), *args]) == 2
     assert message in capsys.readouterr().out.replace("\n", "")
+
+
+def test_explore_on_dask_finds_what_it_finds_on_local_processes(world_file):
+    """The same shards on a Dask cluster (the plan carries the file's text, not its path): the
+    same runs and the same verdicts as on local processes."""
+    try:
+        from distributed import LocalCluster
+    except ImportError as exc:  # pragma: no cover - depends on the installed extras
+        pytest.skip(f"distributed cannot be imported ({exc}); install the dask extra to run this")
+    from rich.console import Console
+
+    from scenarios.explore_cli import run_shards
+
+    the_plan = plan(world_file, world_file.read_text(), seed=4, kinds=None, expectations=False)
+    quiet = Console(quiet=True)
+    local = run_shards(the_plan, 2, None, 1, None, quiet)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        remote = run_shards(the_plan, 2, None, 1, cluster.scheduler_address, quiet)
+    assert [(r.shard, r.runs, [f.scenario for f in r.findings]) for r in remote] == \
+           [(r.shard, r.runs, [f.scenario for f in r.findings]) for r in local]
+    assert sum(r.runs for r in local) >= 20

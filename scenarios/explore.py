@@ -113,10 +113,18 @@ class Violated(Exception):
 _VIOLATION_TYPES: dict[str, type] = {}
 
 
+def where(check: str, crash: str) -> str:
+    """What tells failures apart: the invariant, and for a crashed process the line that raised."""
+    if check != "no process crashed" or not crash:
+        return check
+    frames = [line.strip() for line in crash.splitlines() if line.strip().startswith('File "')]
+    return f"{check} at {frames[-1].split(', in ')[0]}" if frames else check
+
+
 def violation_type(invariant: str) -> type:
     """One exception type per invariant, so hypothesis keeps and shrinks each failure apart."""
     if invariant not in _VIOLATION_TYPES:
-        name = "".join(part.title() for part in invariant.replace("-", " ").split()) or "Failure"
+        name = "".join(part.title() for part in invariant.replace("-", " ").split() if part.isalnum()) or "Failure"
         _VIOLATION_TYPES[invariant] = type(f"Violated{name}", (Violated,), {"invariant": invariant})
     return _VIOLATION_TYPES[invariant]
 
@@ -143,7 +151,7 @@ def run_shard(plan: Plan, shard: int) -> ShardResult:
         broken = [f for f in result.failures
                   if f.check in INVARIANTS or f.check in RUN_FAILURES or (plan.expectations and f.check.startswith("expect"))]
         if broken:
-            error = violation_type(broken[0].check)(broken[0].message)
+            error = violation_type(where(broken[0].check, result.crash))(broken[0].message)
             error.scenario, error.message = scenario, broken[0].message.splitlines()[0]
             raise error
 
@@ -178,7 +186,8 @@ def merge(findings: list[Finding]) -> list[Finding]:
 def write_finding(finding: Finding, out: Path, plan: Plan) -> Path:
     """The shrunk schedule as a scenario file, with a comment saying what it found and how."""
     out.mkdir(parents=True, exist_ok=True)
-    slug = finding.invariant.replace(" ", "-")
+    slug = "-".join(part for part in finding.invariant.replace("/", " ").replace('"', " ").split()
+                    if part.replace("_", "").replace(".", "").isalnum())[:80]
     path = out / f"{Path(plan.path).stem}-{slug}.yaml"
     header = (f"# Found by kubesim explore {plan.path} --seed {plan.seed} (shard {finding.shard}), shrunk by\n"
               f"# hypothesis to {finding.faults} fault(s): {finding.invariant}: {finding.message}\n"

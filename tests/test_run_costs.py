@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
 
 import pytest
@@ -94,6 +95,7 @@ def test_the_runners_measurements_grow_with_the_events_not_their_square(small_an
     assert 3.5 < events[1] / events[0] < 4.5   # four times the tasks, four times the changes
     growth = work_of(everything_the_runner_measures, large) / work_of(everything_the_runner_measures, small)
     assert growth < 5.0   # one pass: ~4; recounting the live pods per change: ~16
+    assert gc.isenabled()  # measuring pauses the collector, and only while it measures
 
 
 def test_the_count_catches_a_series_that_recounts_the_live_pods(small_and_large):

@@ -1,7 +1,8 @@
 """Metrics of a finished run: throughput, latencies, API calls, watch health, retries.
 
-Each metric and series is one pass over what the run recorded (its trace, the task histories),
-so measuring costs in proportion to the run's events; ``tests/test_run_costs.py`` counts it.
+Each metric and series costs in proportion to the run's events: pods are followed one change at
+a time (``PodTimeline``, as the world runs or from a trace), task histories read in one pass;
+``tests/test_run_costs.py`` counts the work.
 """
 
 from __future__ import annotations

@@ -613,6 +613,8 @@ def parse_args(argv=None):
                         help=f"runs per second of a small scenario in one process (--scenario, default "
                              f"{user_path.DEFAULT_SMALL})")
     parser.add_argument("--runs", type=int, default=40, help="warm runs for --small-worlds")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="--scenario: rounds of both sides, each side's best reported")
     parser.add_argument("--raw", action="store_true", help="the executor's raw_watch_events path")
     parser.add_argument("--nodes", type=int, help="nodes (default: 1,000 from 10,000 tasks, else max(3, N/100))")
     parser.add_argument("--node-pods", type=int, default=250, help="pod capacity per node")
@@ -638,8 +640,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.tasks < 1:
         parser.error("--tasks must be at least 1")
-    if args.runs < 1:
-        parser.error("--runs must be at least 1")
+    if args.runs < 1 or args.repeat < 1:
+        parser.error("--runs and --repeat must be at least 1")
     if args.scenario and not os.path.isfile(args.scenario):
         parser.error(f"--scenario {args.scenario}: no such file")
     return args
@@ -688,7 +690,7 @@ def run_all(args, argv: list[str], console: Console) -> list[dict]:
     if args.scenario:
         results = []
         for tasks in counts if args.sweep else [None]:
-            results.append(user_path.compare(Path(args.scenario), tasks))
+            results.append(user_path.compare(Path(args.scenario), tasks, args.repeat))
             user_path.print_result(results[-1], console)
         return results
     run = sim_only if args.sim_only else end_to_end

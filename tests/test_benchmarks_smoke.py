@@ -90,3 +90,30 @@ def test_interference_fake_post_must_be_answered_201():
     work("http://localhost/api/v1/namespaces/bench/pods", {"Content-Type": "application/json"}, body)
     with pytest.raises(RuntimeError, match="answered the recorded create with 404"):
         work("http://localhost/api/v1/namespaces/elsewhere/pods", {"Content-Type": "application/json"}, body)
+
+
+def test_the_user_path_runs_kubesim_run_and_the_bare_world_on_the_same_file(tmp_path):
+    """scale.py --scenario: both sides run in their own process and must be the same world (the
+    comparison raises otherwise); a derived copy scales the workload."""
+    import user_path
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text("name: tiny\nseed: 3\nworkload: {dags: 1, tasks_per_dag: 4, names: plain, "
+                        "run_seconds: {constant: 5}}\nexpect: {all_tasks: success}\n")
+    result = user_path.compare(scenario, tasks=8)
+    assert result["workload"]["tasks"] == 8 and result["user"]["passed"]
+    assert result["bare"]["calls"] == result["user"]["calls"] and ["create", "201", 8] in result["user"]["calls"]
+    assert result["ratio"] == result["user"]["wall_s"] / result["bare"]["wall_s"]
+    assert {v["target"] for v in result["verdicts"]} == {"kubesim run within 1.15x of the bare world"}
+
+
+def test_small_worlds_split_each_run_and_leave_the_runner_as_it_was(tmp_path):
+    import user_path
+    from scenarios import runner
+    from scenarios.world import World
+    before = runner.build_world, World.run_until_done
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text("seed: 2\nworkload: {tasks_per_dag: 3, run_seconds: {constant: 5}}\n")
+    result = user_path.small_worlds(str(scenario), runs=2)
+    parts = result["warm_ms"]
+    assert parts["total"] > 0 and abs(sum(parts.values()) - 2 * parts["total"]) < 1e-6 * parts["total"] + 1e-9
+    assert (runner.build_world, World.run_until_done) == before

@@ -4,7 +4,7 @@ Runs N tasks end to end (the KubernetesExecutor and its scheduler host on a Fake
 through the real client) under the sampling profiler and splits the time by layer:
 
 * executor: ``executor/`` except the host (watcher, launcher, event mapping, pod generator);
-* host: ``executor/host.py`` and ``scenarios/world.py`` (Airflow's part: scheduler loop, store);
+* host: ``executor/host.py``, ``executor/scheduler_job.py`` and ``scenarios/world.py`` (Airflow's part: scheduler loop, store);
 * client: kubernetes, urllib3, http.client, pydantic;
 * fake: ``fakecluster/``, simpy and greenlet.
 

@@ -130,9 +130,9 @@ def is_client(path: str) -> bool:
 
 
 def executor_layer(path: str) -> str | None:
-    """'host' for Airflow's part (executor/host.py, scenarios/world.py), 'executor' for the rest
-    of executor/, else None."""
-    if path.endswith(("executor/host.py", "scenarios/world.py")):
+    """'host' for Airflow's part (executor/host.py, executor/scheduler_job.py, scenarios/world.py),
+    'executor' for the rest of executor/, else None."""
+    if path.endswith(("executor/host.py", "executor/scheduler_job.py", "scenarios/world.py")):
         return "host"
     if "/executor/" in path:
         return "executor"

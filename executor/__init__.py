@@ -4,7 +4,8 @@ Written against ``kubernetes.client`` and an injected Runtime; knows nothing of 
 """
 
 from .config import ConfigError, ExecutorConfig
-from .host import QueuedTimeout, SchedulerJob, TaskInstance, TaskStore
+from .host import TaskInstance, TaskStore
+from .scheduler_job import QueuedTimeout, SchedulerJob
 from .keys import InvalidCommand, State, TaskInstanceKey
 from .kubernetes_executor import KubernetesExecutor
 from .runtime import Runtime, ThreadedRuntime

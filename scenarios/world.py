@@ -16,7 +16,7 @@ from typing import Iterable
 
 from executor import (ExecutorConfig, KubernetesExecutor, QueuedTimeout, SchedulerJob, State, TaskInstance,
                       TaskStore)
-from executor.host import MAX_TIS_PER_QUERY
+from executor.scheduler_job import MAX_TIS_PER_QUERY
 from fakecluster import FakeCluster
 
 

@@ -77,6 +77,8 @@ def pod_override(work: WorkloadSpec) -> dict:
     container = {"name": "base", "resources": {"requests": {"cpu": work.requests.cpu,
                                                             "memory": work.requests.memory}}}
     override: dict = {"spec": {"containers": [container]}}
+    if work.sidecar_image:
+        override["spec"]["containers"].append({"name": "sidecar", "image": work.sidecar_image})
     if work.annotations:
         override["metadata"] = {"annotations": dict(work.annotations)}
     return {"pod_override": override}

@@ -129,6 +129,8 @@ class WorkloadSpec(Strict):
     image_error: Literal["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"] = "ErrImagePull"
     unschedulable_probability: float = Probability
     requests: Requests = Requests()
+    sidecar_image: str | None = Field(default=None, min_length=1, description="a second container, 'sidecar', "
+                                      "in every task pod, with this image (an invalid name never starts)")
     annotations: dict[str, str] = Field(default_factory=dict, description="added to every task pod "
                                         "(kubesim.io/* annotations steer the pod)")
 

@@ -268,7 +268,7 @@ class Kubelets:
         first = life.restarts == 0
         if not life.ip:
             life.ip = self._next_ip()
-        image = self._image(life)
+        container, image = self._image(life)
         error = outcome.image_error
         if image is not None and not valid_image(image):
             error = "InvalidImageName"
@@ -281,7 +281,8 @@ class Kubelets:
             if cause is not None:
                 return cause
         if first and error:
-            return (yield from self._image_backoff(life, error, image or ""))
+            where = container if error == "InvalidImageName" else None   # a pull error: every container
+            return (yield from self._image_backoff(life, error, image or "", where))
         if first and outcome.container_error:
             message = outcome.container_error_message or container_error_message(outcome.container_error)
             self._write(life, waiting, life.node, life.ip, self.timestamp(), outcome.container_error, message)
@@ -291,9 +292,9 @@ class Kubelets:
             return (yield from self._wait(None))  # never starts; only deletion ends this
         return None
 
-    def _image_backoff(self, life: Life, error: str, image: str):
+    def _image_backoff(self, life: Life, error: str, image: str, container: str | None = None):
         write = lambda reason, message: self._write(life, waiting, life.node, life.ip, self.timestamp(),
-                                                    reason, message)
+                                                    reason, message, container)
         if error in ("InvalidImageName", "ErrImageNeverPull"):  # no retry can fix these
             message = image_error_message(error, image)
             write(error, message)
@@ -407,12 +408,15 @@ class Kubelets:
                        for container in pod["spec"].get("containers") or () for reason in reasons)
         self.record_events_of(pod, events, "Normal", component="kubelet", host=life.node.name)
 
-    def _image(self, life: Life) -> str | None:
+    def _image(self, life: Life) -> tuple[str | None, str | None]:
+        """(container, image): the first container whose image name is invalid (a sidecar's as well
+        as the task's), else the first container's; (None, None) for a pod that is gone."""
         pod = self.pods.get(*life.key)
         if pod is None:
-            return None
+            return None, None
         containers = pod["spec"].get("containers") or [{}]
-        return containers[0].get("image", "")
+        bad = next((c for c in containers if not valid_image(c.get("image", ""))), containers[0])
+        return bad.get("name"), bad.get("image", "")
 
     def _container_name(self, life: Life) -> str:
         pod = self.pods.get(*life.key)
@@ -498,12 +502,15 @@ def _container_id(uid: str) -> str:
 
 
 def _container_statuses(pod: dict, state: dict, ready: bool = False, restarts: int = 0,
-                        last_state: dict | None = None, image_ids: dict | None = None) -> list[dict]:
+                        last_state: dict | None = None, image_ids: dict | None = None,
+                        states: dict | None = None) -> list[dict]:
+    """Every container in ``state``, but those ``states`` names (by container) in their own."""
     last_state, image_ids, started = last_state or {}, image_ids or {}, "running" in state
     container_id = _container_id(pod["metadata"]["uid"]) if "waiting" not in state or restarts else None
     statuses = []
     for c in pod["spec"]["containers"]:
-        status = {"name": c["name"], "state": state, "lastState": last_state, "ready": ready,
+        own = (states or {}).get(c["name"], state)
+        status = {"name": c["name"], "state": own, "lastState": last_state, "ready": ready,
                   "restartCount": restarts, "image": c.get("image", ""),
                   "imageID": image_ids.get(c["name"], ""), "started": started}
         if container_id is not None:
@@ -562,10 +569,14 @@ def _placed(pod: dict, node: NodeState, ip: str, when: str) -> dict:
 # Each builder below makes the new status in one go: every part of it is computed from the pod
 # as it was (spec, uid, old conditions), none from another part.
 
-def waiting(pod: dict, node: NodeState, ip: str, when: str, reason: str, message: str) -> dict:
+def waiting(pod: dict, node: NodeState, ip: str, when: str, reason: str, message: str,
+            container: str | None = None) -> dict:
+    """Pending, every container waiting for ``reason``, or only ``container`` (a sidecar that
+    cannot start) while the others wait in ContainerCreating."""
     state = {"waiting": {"reason": reason, **({"message": message} if message else {})}}
+    others = state if container is None else {"waiting": {"reason": "ContainerCreating"}}
     return _status(pod, {**_placed(pod, node, ip, when), "phase": "Pending",
-                         "containerStatuses": _container_statuses(pod, state),
+                         "containerStatuses": _container_statuses(pod, others, states={container: state}),
                          "conditions": _conditions(pod, when, _NOT_READY)})
 
 

@@ -78,13 +78,13 @@ def test_hitting_until_is_a_clean_failure_with_the_metrics_up_to_the_cut_off(tmp
 
 CRASHING_RUN = """
 import sys
-import executor.host
+import executor.scheduler_job
 from scenarios.cli import main
 
 def broken(self):
     raise RuntimeError("scheduler loop broke")
 
-executor.host.SchedulerJob._queue_scheduled = broken  # a harness bug, injected
+executor.scheduler_job.SchedulerJob._queue_scheduled = broken  # a harness bug, injected
 sys.exit(main(["run", sys.argv[1]]))
 """
 

@@ -16,11 +16,12 @@ from .build import build_world
 from .invariants import INVARIANTS, Watchdog, final_checks
 from .loader import LoadedScenario
 from .runlog import LogLine, RunLog
-from .samples import api_over_time
+from .samples import CallRecorder, api_over_time
 from .timeline import FaultEvent, FaultLog, add_reactions
 
 
 LAST_EVENTS = 15  # the trace's tail a failure shows
+LOG_CALLS_UP_TO = 20_000  # tasks: above, no log of every call (its memory), only what is counted
 
 
 @dataclass
@@ -113,6 +114,10 @@ def run(loaded: LoadedScenario, seed: int | None = None,
     world = build_world(scenario, seed, fault_log, trace=LAST_EVENTS)
     timeline = measure.PodTimeline()
     world.cluster.server.pods.listeners.append(timeline.on_change)
+    calls = CallRecorder(bound.verb for bound in scenario.expect.per_pod)
+    world.cluster.gateway.listeners.append(calls.on_call)
+    # Every call is logged for the violations' histories, but for a large run (memory)
+    world.cluster.gateway.record_log = scenario.workload.dags * scenario.workload.tasks_per_dag <= LOG_CALLS_UP_TO
     now = lambda: world.cluster.now
     watchdog = Watchdog().attach(world)
     limit = scenario.until.max_virtual_seconds
@@ -131,12 +136,13 @@ def run(loaded: LoadedScenario, seed: int | None = None,
                     log_lines=log.lines, crash=crash,
                     samples={"pod_start": timeline.starts,
                              "result_latency": measure.result_latencies(world, timeline), "queue_wait": measure.queue_waits(world)},
-                    api_over_time=api_over_time(world.cluster.gateway.log, world.cluster.now))
-    add_reactions(result.faults, log.lines, world.cluster.gateway.log, world.cluster.now)
+                    api_over_time=api_over_time(calls, world.cluster.now))
+    add_reactions(result.faults, log.lines, calls.failed, world.cluster.now)
     cut_off = any(f.check == "until" for f in ended)
     violations = final_checks(world, watchdog)
     result.invariants = invariant_checks(violations, cut_off)
-    result.expectations = [until_check(loaded, world.cluster.now, cut_off)] + expectation_checks(loaded, result.metrics, world)
+    result.expectations = [until_check(loaded, world.cluster.now, cut_off)] + \
+        expectation_checks(loaded, result.metrics, world, calls)
     result.failures = ended + invariant_failures(violations, cut_off)
     result.failures += [Failure(c.name, failure_message(c), c.line) for c in result.expectations[1:] if c.passed is False]
     result.wall_seconds = time.perf_counter() - started
@@ -187,7 +193,7 @@ def until_check(loaded: LoadedScenario, now: float, cut_off: bool) -> Check:
                  "the run ends in time", loaded.line_of("until", "max_virtual_seconds"))
 
 
-def expectation_checks(loaded: LoadedScenario, metrics: dict, world) -> list[Check]:
+def expectation_checks(loaded: LoadedScenario, metrics: dict, world, recorder: CallRecorder) -> list[Check]:
     """Every expectation of the file with its bound, the actual value and the verdict."""
     expect, checks = loaded.scenario.expect, []
     for name, bound in expect.metrics.items():
@@ -197,7 +203,7 @@ def expectation_checks(loaded: LoadedScenario, metrics: dict, world) -> list[Che
         checks.append(Check(f"expect.metrics.{name}", describe_bound(bound.min, bound.max), f"{actual:g}",
                             low_ok and high_ok, getattr(bound, "why", "") or "",
                             loaded.line_of("expect", "metrics", name)))
-    checks += call_checks(loaded, world)
+    checks += call_checks(loaded, world, recorder)
     if expect.all_tasks:
         failed = metrics["tasks_failed"]
         ok = not failed if expect.all_tasks == "success" else True  # terminal: the invariant judges it
@@ -209,7 +215,7 @@ def expectation_checks(loaded: LoadedScenario, metrics: dict, world) -> list[Che
     return checks
 
 
-def call_checks(loaded: LoadedScenario, world) -> list[Check]:
+def call_checks(loaded: LoadedScenario, world, recorder: CallRecorder) -> list[Check]:
     """The file's bounds on API calls by verb and status, and on calls per pod."""
     expect, checks = loaded.scenario.expect, []
     calls = world.cluster.gateway.calls
@@ -219,8 +225,7 @@ def call_checks(loaded: LoadedScenario, world) -> list[Check]:
         checks.append(bound_check(f"expect.calls[{i}]", f"{bound.verb} calls answered {bound.status}", actual,
                                   bound.min, bound.max, bound.why, loaded.line_of("expect", "calls", i)))
     for i, bound in enumerate(expect.per_pod):
-        per_pod = Counter(c.name for c in world.cluster.gateway.log
-                          if c.verb == bound.verb and c.resource == "pods" and c.name)
+        per_pod = recorder.per_pod.get(bound.verb, Counter())
         pod, actual = max(per_pod.items(), key=lambda item: item[1], default=("-", 0))
         checks.append(bound_check(f"expect.per_pod[{i}]", f"{bound.verb} calls per pod (most: {pod})", actual,
                                   None, bound.max, bound.why, loaded.line_of("expect", "per_pod", i)))

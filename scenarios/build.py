@@ -47,6 +47,8 @@ def build_cluster(scenario: Scenario, seed: int, **options) -> FakeCluster:
                           oom_probability=work.oom_probability,
                           image_error_probability=work.image_error_probability, image_error=work.image_error,
                           unschedulable_probability=work.unschedulable_probability)
+    options.setdefault("record_events", spec.events != "none")
+    options.setdefault("normal_events", spec.events == "all")
     return FakeCluster(seed=seed, nodes=spec.nodes, node_cpu=spec.node.cpu, node_memory=spec.node.memory,
                        node_pods=spec.node.pods, watch_cache_size=spec.watch_cache_size,
                        watch_cache_seconds=spec.watch_cache_seconds,

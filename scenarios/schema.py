@@ -84,6 +84,9 @@ class ClusterSpec(Strict):
                                                              'update, patch, delete) or "*"')
     # Pods take time to start, as on a real cluster: kube-scheduler's queue and binding, then the
     # kubelet's sandbox, image pull and container start (set both to 0 for instant starts).
+    events: Literal["all", "warnings", "none"] = Field(
+        default="all", description="core/v1 Events the cluster writes: all (Scheduled, Pulling, Started... "
+                                   "and the warnings), warnings only, or none (the least memory at scale)")
     scheduling_delay: float = Field(default=0.5, ge=0, description="seconds from a pod's creation to its binding")
     image_pull_seconds: Distribution = Field(default=Distribution(lognormal=LogNormal(median=3.0, p99=20.0)),
                                              description="seconds from binding to the container running "

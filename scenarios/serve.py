@@ -27,7 +27,8 @@ from .build import build_cluster, schedule_fault
 from .loader import LoadedScenario, ScenarioError, load, select_variant
 
 BAD_INPUT = 2
-EXECUTOR_FAULTS = ("restart_scheduler", "start_scheduler")
+EXECUTOR_FAULTS = ("restart_scheduler", "start_scheduler", "crash_scheduler", "stop_scheduler",
+                   "stall_scheduler")
 DEFAULT_KUBECONFIG = "kubesim.kubeconfig"
 
 

@@ -76,7 +76,10 @@ class PodTimeline:
         self._current: dict[tuple, str] = {}   # live pod -> its phase
         self._counts: dict[str, int] = {}      # only phases some pod is in
         self._created: dict[tuple, float] = {}  # pods not Running yet -> when they were created
-        self.ended: dict[str, float] = {}       # pod name -> when it first turned Succeeded or Failed
+        self.latencies: list[float] = []        # a pod's end to its executor's report, per reported try
+        self._ended: dict[str, float] = {}      # ended pods not reported yet -> when they ended
+        self._reported: dict[str, float] = {}   # reported before their end showed here -> when
+        self._done: set[tuple] = set()          # live pods whose end has been counted
 
     def on_change(self, change) -> None:
         """A pod store listener."""
@@ -96,12 +99,28 @@ class PodTimeline:
             self._current[key] = phase
             counts[phase] = counts.get(phase, 0) + 1
         self.phases.append(when, counts)
-        if phase in ("Succeeded", "Failed") and name not in self.ended:
-            self.ended[name] = when
+        if phase in ("Succeeded", "Failed") and key not in self._done:
+            self._done.add(key)
+            if name in self._reported:
+                self.latencies.append(max(0.0, self._reported.pop(name) - when))
+            else:
+                self._ended[name] = when
+        if kind == "DELETED":   # only what is still to be matched is kept
+            self._ended.pop(name, None)
+            self._done.discard(key)
         if kind == "ADDED":
             self._created[key] = when
         elif phase == "Running" and key in self._created:
             self.starts.append(when - self._created.pop(key))
+
+    def on_report(self, when: float, pod: str | None) -> None:
+        """An executor reported the end of the try whose pod this is (a World report listener)."""
+        if pod is None:
+            return
+        if pod in self._ended:
+            self.latencies.append(when - self._ended.pop(pod))
+        else:
+            self._reported[pod] = when
 
     @classmethod
     def from_trace(cls, trace) -> "PodTimeline":
@@ -114,9 +133,9 @@ class PodTimeline:
 
 
 def result_latencies(world, timeline: PodTimeline | None = None) -> list[float]:
-    """Per reported try: from its pod's end (Succeeded or Failed) to the executor's report."""
-    ended = (timeline or PodTimeline.from_trace(world.cluster.trace)).ended
-    return [when - ended[pod] for when, _key, pod in world.reports if pod in ended]
+    """Per reported try: from its pod's end (Succeeded or Failed) to the executor's report, as the
+    timeline followed them (a timeline rebuilt from a trace saw no report: none)."""
+    return timeline.latencies if timeline is not None else []
 
 
 def phases_over_time(trace) -> PhaseSeries:

@@ -114,6 +114,7 @@ def run(loaded: LoadedScenario, seed: int | None = None,
     world = build_world(scenario, seed, fault_log, trace=LAST_EVENTS)
     timeline = measure.PodTimeline()
     world.cluster.server.pods.listeners.append(timeline.on_change)
+    world.report_listeners.append(lambda when, _key, pod: timeline.on_report(when, pod))
     calls = CallRecorder(bound.verb for bound in scenario.expect.per_pod)
     world.cluster.gateway.listeners.append(calls.on_call)
     # Every call is logged for the violations' histories, but for a large run (memory)

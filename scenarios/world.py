@@ -32,7 +32,7 @@ class World:
         self.jobs: list[SchedulerJob] = []
         self.on_executor = None  # called with each new executor (the runner hooks its checks here)
         self._job_ids = itertools.count(1)
-        self.reports: list[tuple] = []   # (time, try key, pod name) of each terminal report
+        self.report_listeners: list = []   # called with (time, try key, pod name) at each terminal report
         self.successors_due = 0  # schedulers that will start later (after a crash or stop)
         self._rng = random.Random(cluster.rng.getrandbits(32))
         # The pod reports its own progress, as an Airflow task process writes its own state.
@@ -64,7 +64,8 @@ class World:
         """A try's end as its executor reported it: when, and which pod it was (result latency)."""
         if state in (State.SUCCESS, State.FAILED, None):
             pod = (executor.launched.get(key) or (executor.pod_names.get(key),))[0]
-            self.reports.append((self.cluster.now, key, pod))
+            for listener in self.report_listeners:
+                listener(self.cluster.now, key, pod)
 
     def start_scheduler(self) -> SchedulerJob:
         """Start a new scheduler job (a new job id) in the background."""

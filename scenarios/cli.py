@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log", type=Path, default=Path("kubesim.log"),
                      help="where the executor's and harness's log lines go (default ./kubesim.log)")
     run.add_argument("-v", "--verbose", action="store_true", help="also print the log lines as they come")
+    run.add_argument("--executor", choices=("kubesim", "airflow"),
+                     help="the executor under test (default: the file's under_test, else kubesim): "
+                          "airflow is upstream's unmodified KubernetesExecutor (needs the airflow extra)")
     run.set_defaults(handler=cmd_run)
 
     sweep = commands.add_parser("sweep", help="run a grid of variants in parallel and compare them")

@@ -67,6 +67,7 @@ class Result:
     samples: dict[str, list[float]] = field(default_factory=dict)   # pod_start, result_latency...
     api_over_time: dict = field(default_factory=dict)
     crash: str = ""     # the traceback of a crashed process that ended the run
+    executor: str = "kubesim"   # the executor under test: kubesim's, or upstream Airflow's
 
     @property
     def passed(self) -> bool:
@@ -74,6 +75,7 @@ class Result:
 
     def to_json(self) -> dict:
         return {"scenario": self.scenario_id, "path": self.path, "seed": self.seed, "passed": self.passed,
+                "executor": self.executor,
                 "description": self.description,
                 "virtual_seconds": self.virtual_seconds, "wall_seconds": round(self.wall_seconds, 3),
                 "metrics": self.metrics,
@@ -99,14 +101,16 @@ def thin(series: list, points: int = 500) -> list:
 
 def run(loaded: LoadedScenario, seed: int | None = None,
         progress: Callable[[float, dict], None] | None = None,
-        echo: Callable[[str], None] | None = None) -> Result:
+        echo: Callable[[str], None] | None = None, executor: str | None = None) -> Result:
     """Run one scenario; ``progress`` is called now and then with (virtual time, task states),
-    ``echo`` with every log line as it is written (``kubesim run -v``)."""
+    ``echo`` with every log line as it is written (``kubesim run -v``); ``executor`` overrides the
+    file's ``under_test`` (kubesim or airflow)."""
     scenario = loaded.scenario
     seed = scenario.seed if seed is None else seed
+    executor = executor or scenario.under_test
     started = time.perf_counter()
     fault_log = FaultLog()
-    world = build_world(scenario, seed, fault_log)
+    world = build_world(scenario, seed, fault_log, executor=executor)
     now = lambda: world.cluster.now
     watchdog = Watchdog().attach(world)
     limit = scenario.until.max_virtual_seconds
@@ -120,7 +124,8 @@ def run(loaded: LoadedScenario, seed: int | None = None,
     result = Result(loaded.id, str(loaded.path), seed, world.cluster.now, measured.metrics,
                     api_calls=measured.api_calls, last_events=world.cluster.trace[-15:],
                     phases=measured.phases, faults=fault_log.ordered(),
-                    queue_depth=measured.queue_depth, replay=replay_command(loaded, seed),
+                    queue_depth=measured.queue_depth, replay=replay_command(loaded, seed, executor),
+                    executor=executor,
                     description=" ".join(scenario.description.split()), log_counts=dict(log.counts),
                     log_lines=log.lines, crash=crash,
                     samples={"pod_start": measure.pod_starts(world.cluster.trace),
@@ -251,16 +256,19 @@ def failure_message(check: Check) -> str:
     return f"expected {name} {bound}, got {check.actual}{why}"
 
 
-def replay_command(loaded: LoadedScenario, seed: int) -> str:
+def replay_command(loaded: LoadedScenario, seed: int, executor: str = "kubesim") -> str:
     command = ["kubesim", "run", str(loaded.path), "--seed", str(seed)]
     if loaded.variant:
         command += ["--variant", loaded.variant]
+    if executor != loaded.scenario.under_test:
+        command += ["--executor", executor]
     return shlex.join(command)
 
 
 def describe_failure(result: Result) -> str:
     """What a person needs to see when a scenario fails."""
-    lines = [f"scenario {result.scenario_id} ({result.path}) failed, seed {result.seed}, "
+    under_test = "" if result.executor == "kubesim" else f", executor {result.executor}"
+    lines = [f"scenario {result.scenario_id} ({result.path}) failed, seed {result.seed}{under_test}, "
              f"virtual time {result.virtual_seconds:.1f}s"]
     for failure in result.failures:
         where = f"{result.path}:{failure.line}: " if failure.line else ""

@@ -20,7 +20,10 @@ _COLLECTION_VERBS = {"GET": "list", "POST": "create", "DELETE": "deletecollectio
 
 
 def classify(request: Request) -> tuple[str, str, str | None]:
-    """(verb, resource, name) of a request, as Kubernetes' RequestInfo would name them."""
+    """(verb, resource, name) of a request, as Kubernetes' RequestInfo would name them: a request
+    for no resource (discovery, /version, health) has the HTTP method for its verb and no resource."""
+    if len(request.parts) < 3 or request.parts[0] != "api":
+        return request.method.lower(), "", None
     match request.parts:  # /api/v1/[namespaces/NAMESPACE/]RESOURCE[/NAME...]
         case [_, _, "namespaces", _, resource, *rest] | [_, _, resource, *rest]:
             name = rest[0] if rest else None

@@ -38,6 +38,8 @@ def build_world(scenario: Scenario, seed: int, fault_log: FaultLog | None = None
     for fault in scenario.faults:
         schedule_fault(world, fault, fault_log)
     add_workload(world, scenario.workload, seed)
+    if world.upstream_host is not None:   # Airflow's rows now: ids it refuses fail before the run
+        world.upstream_host.mirror.flush()
     return world
 
 

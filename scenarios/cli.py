@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .loader import ScenarioError, load
+from .compare_cli import add_command as add_compare_command
 from .mutation_cli import add_command as add_mutate_command
 
 BAD_INPUT = 2
@@ -87,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     metrics.set_defaults(handler=cmd_metrics)
 
     add_mutate_command(commands)
+    add_compare_command(commands)
 
     serve = commands.add_parser("serve", help="serve a simulated cluster over HTTP in real time (for kubectl)")
     serve.add_argument("file", type=Path, nargs="?", help="a scenario file (default: a 3-node cluster)")

@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
-from fakecluster import SimulationStalled
+from fakecluster import Livelock, SimulationStalled
 
 from . import metrics as measure
 from .build import build_world
@@ -68,6 +68,7 @@ class Result:
     api_over_time: dict = field(default_factory=dict)
     crash: str = ""     # the traceback of a crashed process that ended the run
     executor: str = "kubesim"   # the executor under test: kubesim's, or upstream Airflow's
+    per_pod: dict[str, dict] = field(default_factory=dict)   # verb -> {"max", "mean"} calls per pod
 
     @property
     def passed(self) -> bool:
@@ -87,7 +88,7 @@ class Result:
                 "pods_by_phase": [{"t": t, **counts} for t, counts in thin(self.phases)],
                 "queue_depth": [{"t": t, "queued": depth} for t, depth in thin(self.queue_depth)],
                 "faults": [event.to_json() for event in self.faults],
-                "logs": dict(self.log_counts), "crash": self.crash,
+                "logs": dict(self.log_counts), "crash": self.crash, "calls_per_pod": self.per_pod,
                 "replay": self.replay}
 
 
@@ -131,6 +132,7 @@ def run(loaded: LoadedScenario, seed: int | None = None,
                     samples={"pod_start": measure.pod_starts(world.cluster.trace),
                              "result_latency": measure.result_latencies(world), "queue_wait": measure.queue_waits(world)},
                     api_over_time=api_over_time(world.cluster.gateway.log, world.cluster.now))
+    result.per_pod = calls_per_pod(world)
     add_reactions(result.faults, log.lines, world.cluster.gateway.log, world.cluster.now)
     cut_off = any(f.check == "until" for f in ended)
     violations = final_checks(world, watchdog)
@@ -150,6 +152,8 @@ def end_of_run(loaded: LoadedScenario, world, limit: float) -> tuple[list[Failur
         return [Failure("until", str(exc), loaded.line_of("until", "max_virtual_seconds"), world.cluster.now)], ""
     except SimulationStalled as exc:
         return [Failure("progress", f"the simulation stalled: {exc}", None, world.cluster.now)], ""
+    except Livelock as exc:
+        return [Failure("progress", f"virtual time stopped passing: {exc}", None, world.cluster.now)], ""
     except Exception as exc:  # a process of the run crashed: end the run, keep its traceback
         crash = "".join(traceback.format_exception(exc)).rstrip()
         return [Failure("no process crashed", f"{type(exc).__name__}: {exc}", None, world.cluster.now)], crash
@@ -224,6 +228,17 @@ def call_checks(loaded: LoadedScenario, world) -> list[Check]:
         checks.append(bound_check(f"expect.per_pod[{i}]", f"{bound.verb} calls per pod (most: {pod})", actual,
                                   None, bound.max, bound.why, loaded.line_of("expect", "per_pod", i)))
     return checks
+
+
+def calls_per_pod(world, verbs=("delete", "patch", "get")) -> dict[str, dict]:
+    """For each verb, the most calls any one task pod got and the mean over the pods created."""
+    counts = {verb: Counter() for verb in verbs}
+    for call in world.cluster.gateway.log:
+        if call.resource == "pods" and call.name and call.verb in counts:
+            counts[call.verb][call.name] += 1
+    created = world.cluster.gateway.calls.get(("create", 201), 0)
+    return {verb: {"max": max(c.values(), default=0), "mean": round(sum(c.values()) / created, 3) if created else 0.0}
+            for verb, c in counts.items()}
 
 
 def bound_check(name: str, what: str, actual: float, low, high, why, line) -> Check:

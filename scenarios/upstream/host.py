@@ -22,6 +22,7 @@ from .substitutions import install
 
 log = logging.getLogger(__name__)
 
+UNLIMITED = 1_000_000   # parallelism 0 (unlimited) as Airflow 3 can be told it
 CLIENT_FACTORY = "scenarios.upstream.simulation.kube_client"
 
 # kubesim's options that are Airflow's, by section (the rest of ExecutorConfig is kubesim's own).
@@ -91,9 +92,10 @@ class UpstreamHost:
             if getattr(config, name):
                 raise UpstreamConfigError(f"executor option {name}: upstream's executor cannot be simulated with "
                                           f"it on ({why}); remove it for --executor airflow")
-        if config.parallelism == 0:
-            raise UpstreamConfigError("executor option parallelism: 0 means unlimited to kubesim's executor, "
-                                      "but Airflow 3 refuses parallelism 0; give a number for --executor airflow")
+        if config.parallelism == 0:   # Airflow 3 refuses 0; a cap no run can reach is the same as none
+            config = config.replace(parallelism=UNLIMITED)
+            log.warning("executor option parallelism 0 (unlimited) is %d for upstream's executor: Airflow 3 "
+                        "refuses 0", UNLIMITED)
         self.ignored = ignored_options(config)
         for name in self.ignored:
             log.warning("executor option %s is kubesim's own, not upstream's: the airflow executor runs without it",

@@ -72,18 +72,21 @@ def progress_line(row) -> str:
 
 
 def table(rows) -> Table:
+    """A section per scenario, a row per measure, a column per executor: side by side in 80 columns."""
     from .compare import COLUMNS, cells
-    grid = Table(title="kubesim compare: the same scenarios, seeds and faults, per executor", show_lines=True)
-    grid.add_column("scenario", overflow="fold")
-    grid.add_column("executor", no_wrap=True)
-    for column in COLUMNS:
-        grid.add_column(HEADERS[column], overflow="fold")
-    previous = None
+    executors = list(dict.fromkeys(row.executor for row in rows))
+    grid = Table(title="kubesim compare: the same scenarios, seeds and faults, per executor")
+    grid.add_column("scenario: measure", overflow="fold", ratio=1)
+    for executor in executors:
+        grid.add_column(executor, overflow="fold", ratio=1)
+    by_scenario: dict[str, dict[str, dict]] = {}
     for row in rows:
-        shown = cells(row)
-        grid.add_row(escape(row.scenario) if row.scenario != previous else "", row.executor,
-                     *(escape(shown[c]) for c in COLUMNS))
-        previous = row.scenario
+        by_scenario.setdefault(row.scenario, {})[row.executor] = cells(row)
+    for scenario, shown in by_scenario.items():
+        grid.add_row(f"[bold]{escape(scenario)}[/]", *("" for _ in executors))
+        for number, column in enumerate(COLUMNS):
+            grid.add_row(f"  {HEADERS[column]}", *(escape(shown.get(e, {}).get(column, "-")) for e in executors),
+                         end_section=number == len(COLUMNS) - 1)
     return grid
 
 

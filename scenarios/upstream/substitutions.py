@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as datetime_module
 import inspect
+import logging
 import multiprocessing
 import secrets
 import time
@@ -33,6 +34,9 @@ EXECUTOR = "airflow.providers.cncf.kubernetes.executors.kubernetes_executor"
 UTILS = "airflow.providers.cncf.kubernetes.executors.kubernetes_executor_utils"
 HELPERS = "airflow.providers.cncf.kubernetes.kubernetes_helper_functions"
 TIMEZONE = "airflow.sdk.timezone"
+
+
+log = logging.getLogger(__name__)
 
 
 class UnsupportedUpstream(UpstreamUnavailable):
@@ -162,6 +166,18 @@ def version_problem() -> str | None:
     return "; ".join(outside) or None
 
 
+def refusal(problems: list[str]) -> UnsupportedUpstream:
+    """The error naming the installed versions and what changed in them."""
+    versions = installed_versions() or {}
+    outside = version_problem()
+    return UnsupportedUpstream(
+        f"{PROVIDER} {versions.get(PROVIDER, '?')} with apache-airflow {versions.get('apache-airflow', '?')} does "
+        f"not look as kubesim's adapter expects, so it cannot simulate it faithfully:\n  - "
+        + "\n  - ".join(problems)
+        + (f"\n(outside the supported versions: {outside}; install a supported one with "
+           f"pip install -c constraints-airflow.txt -e '.[airflow]')" if outside else ""))
+
+
 @cache
 def install() -> dict[str, str]:
     """Check the installed upstream, then make every substitution (once per process). Returns the
@@ -170,13 +186,11 @@ def install() -> dict[str, str]:
     problems = check()
     versions = installed_versions()
     if problems:
-        outside = version_problem()
-        raise UnsupportedUpstream(
-            f"{PROVIDER} {versions[PROVIDER]} with apache-airflow {versions['apache-airflow']} does not "
-            f"look as kubesim's adapter expects, so it cannot simulate it faithfully:\n  - "
-            + "\n  - ".join(problems)
-            + (f"\n(outside the supported versions: {outside}; install a supported one with "
-               f"pip install -c constraints-airflow.txt -e '.[airflow]')" if outside else ""))
+        raise refusal(problems)
+    outside = version_problem()
+    if outside:
+        log.warning("upstream outside the versions kubesim checked (%s): every substituted name is as "
+                    "expected, so it runs, but no one has compared its simulation with a real one", outside)
     for item in SUBSTITUTIONS:
         setattr(_module(item.module), item.name, item.replacement())
     watcher = _module(UTILS).KubernetesJobWatcher

@@ -10,6 +10,7 @@ events come back under kubesim's keys. It also counts what the report measures (
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import Counter
 
@@ -26,10 +27,10 @@ TERMINAL_RESULTS = (None, State.SUCCESS, State.FAILED, "completed")
 class UpstreamExecutor:
     """One scheduler's upstream executor, in a simulated world."""
 
-    def __init__(self, simulation: Simulation, mirror: MetadataMirror, job_id: str):
+    def __init__(self, simulation: Simulation | None, mirror: MetadataMirror, job_id: str):
         from airflow.providers.cncf.kubernetes.executors.kubernetes_executor import KubernetesExecutor
         self.simulation, self.mirror, self.job_id = simulation, mirror, str(job_id)
-        with simulation.acting_for(self):
+        with self._acting():
             self.inner = KubernetesExecutor()
         self.inner.job_id = int(job_id)
         self.state_listeners: list = []
@@ -38,13 +39,17 @@ class UpstreamExecutor:
         self.watchers: list = []
         self.launched: dict[TaskInstanceKey, tuple[str, str]] = {}   # try -> (pod, namespace) last heard of
         self.pod_names: dict[TaskInstanceKey, str] = {}
-        self._terminal_pods: set[tuple[str, str]] = set()
+        self._terminal_events: dict[tuple[str, str], set] = {}   # pod -> resourceVersions of its terminal results
         change_state = self.inner._change_state
 
         def observed_change_state(results, *args, **kwargs):   # observe, then do exactly what upstream does
             self._observe(results)
             return change_state(results, *args, **kwargs)
         self.inner._change_state = observed_change_state
+
+    def _acting(self):
+        """Upstream code run now is this executor's (in simulation; out of process it runs as is)."""
+        return self.simulation.acting_for(self) if self.simulation is not None else contextlib.nullcontext()
 
     # -- what upstream's processes report to the adapter ---------------------------------------
 
@@ -60,11 +65,12 @@ class UpstreamExecutor:
         key = TaskInstanceKey(*results.key)
         self.launched[key] = (results.pod_name, results.namespace)
         self.pod_names[key] = results.pod_name
-        if results.state in TERMINAL_RESULTS:
+        if results.state in TERMINAL_RESULTS:   # a replay: another event about a pod already reported ended
             pod = (results.namespace, results.pod_name)
-            if pod in self._terminal_pods:
+            seen = self._terminal_events.setdefault(pod, set())
+            if seen and results.resource_version not in seen:
                 self.stats["duplicate_terminal_events"] += 1
-            self._terminal_pods.add(pod)
+            seen.add(results.resource_version)   # the same result put back after an error is no new event
 
     # -- the scheduler's calls -----------------------------------------------------------------
 
@@ -78,7 +84,7 @@ class UpstreamExecutor:
 
     def start(self) -> None:
         self.mirror.flush()
-        with self.simulation.acting_for(self):
+        with self._acting():
             self.inner.start()
 
     def queue_command(self, key: TaskInstanceKey, command, priority=1, queue=None, executor_config=None) -> None:
@@ -91,7 +97,7 @@ class UpstreamExecutor:
 
     def heartbeat(self) -> None:
         self.mirror.flush()
-        with self.simulation.acting_for(self):
+        with self._acting():
             self.inner.heartbeat()
 
     def get_event_buffer(self) -> dict:
@@ -111,19 +117,19 @@ class UpstreamExecutor:
         """Upstream adopts rows; the ones it gives back are the store's task instances to reset."""
         self.mirror.flush()
         rows = {id(self.mirror.row(ti.primary)): ti for ti in tis}
-        with self.simulation.acting_for(self):
+        with self._acting():
             not_adopted = self.inner.try_adopt_task_instances([self.mirror.row(ti.primary) for ti in tis])
         self.stats["adopted"] += len(tis) - len(not_adopted)
         return [rows[id(row)] for row in not_adopted]
 
     def revoke_task(self, key: TaskInstanceKey) -> None:
         self.mirror.flush()
-        with self.simulation.acting_for(self):
+        with self._acting():
             self.inner.revoke_task(ti=self.mirror.row(key.primary))
 
     def end(self) -> None:
         self.mirror.flush()
-        with self.simulation.acting_for(self):
+        with self._acting():
             self.inner.end()
 
     def terminate(self) -> None:

@@ -63,15 +63,25 @@ def run_one(path: str, variant: str, executor: str, seed: int | None) -> Row:
         return Row(loaded.id, path, executor, loaded.scenario.seed if seed is None else seed, error=str(exc))
 
 
-def jobs(files: list[Path], executors: list[str]) -> list[tuple[str, str, str]]:
-    """(path, variant, executor) of every run, scenario by scenario, executors side by side."""
-    return [(str(path), loaded.variant, executor) for path in files for loaded in load(path) for executor in executors]
+OPT_IN = ("scale", "slow")   # markers of scenarios that run only when asked for, as under pytest
+
+
+def scenarios_of(files: list[Path], everything: bool = False) -> tuple[list, list]:
+    """(the scenarios to run, those left out for an opt-in marker) of ``files``."""
+    chosen, left_out = [], []
+    for path in files:
+        for loaded in load(path):
+            opt_in = set(loaded.scenario.markers) & set(OPT_IN)
+            (left_out if opt_in and not everything else chosen).append(loaded)
+    return chosen, left_out
 
 
 def compare(files: list[Path], executors: list[str], seed: int | None = None, workers: int = 1,
-            on_done=None) -> list[Row]:
-    """Every scenario of ``files`` with every executor; rows in the order of ``jobs``."""
-    planned = jobs(files, executors)
+            on_done=None, everything: bool = False) -> list[Row]:
+    """Every scenario of ``files`` (but those marked scale or slow, unless ``everything``) with every
+    executor, scenario by scenario, executors side by side."""
+    chosen, _ = scenarios_of(files, everything)
+    planned = [(str(loaded.path), loaded.variant, executor) for loaded in chosen for executor in executors]
     if workers <= 1:
         rows = []
         for path, variant, executor in planned:

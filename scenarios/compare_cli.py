@@ -10,12 +10,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .loader import ScenarioError, load
+from .loader import ScenarioError
 
 BAD_INPUT = 2
 HEADERS = {"violations": "invariant violations", "tasks_failed": "tasks failed", "watcher_deaths": "watcher deaths",
            "watch_restarts": "watch restarts", "replayed_events": "replayed events",
-           "deletes_per_pod": "DELETEs per pod", "api_errors": "API errors (verb status)",
+           "deletes_per_pod": "DELETEs per deleted pod", "api_errors": "API errors (verb status)",
            "makespan": "makespan", "result_latency": "result latency p50 / p99"}
 
 
@@ -27,6 +27,8 @@ def add_command(commands) -> None:
                          help="an executor to run (repeat; default: kubesim and airflow)")
     compare.add_argument("--seed", type=int, help="override the files' seeds")
     compare.add_argument("--workers", type=int, default=1, help="runs at once, in worker processes (default 1)")
+    compare.add_argument("--all", dest="everything", action="store_true",
+                         help="also the scenarios marked scale or slow (left out by default, as under pytest)")
     compare.add_argument("--json", type=Path, dest="json_out", help="write the rows as JSON here")
     compare.add_argument("--markdown", type=Path, help="write the table as Markdown here (as in the README)")
     compare.set_defaults(handler=cmd_compare)
@@ -34,7 +36,7 @@ def add_command(commands) -> None:
 
 def cmd_compare(args, console: Console) -> int:
     from .cli import bad_output
-    from .compare import compare
+    from .compare import compare, scenarios_of
     from .upstream import executor_problem
     executors = list(dict.fromkeys(args.executors or ["kubesim", "airflow"]))
     if bad_output("compare", "--json", args.json_out) or bad_output("compare", "--markdown", args.markdown, (".md",)):
@@ -47,12 +49,16 @@ def cmd_compare(args, console: Console) -> int:
         print(f"kubesim compare: {problem}", file=sys.stderr)
         return BAD_INPUT
     try:
-        for path in args.files:
-            load(path)   # every file checked before anything runs
+        chosen, left_out = scenarios_of(args.files, args.everything)   # every file checked before anything runs
     except ScenarioError as exc:
         print(exc, file=sys.stderr)
         return BAD_INPUT
-    rows = compare(args.files, executors, args.seed, args.workers,
+    for loaded in left_out:
+        print(f"  {loaded.id}: left out (marked {', '.join(loaded.scenario.markers)}; --all runs it)", file=sys.stderr)
+    if not chosen:
+        print("kubesim compare: no scenario to run (all are marked scale or slow; --all runs them)", file=sys.stderr)
+        return BAD_INPUT
+    rows = compare(args.files, executors, args.seed, args.workers, everything=args.everything,
                    on_done=lambda row: print(progress_line(row), file=sys.stderr, flush=True))
     console.print(table(rows))
     for row in rows:

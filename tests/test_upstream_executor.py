@@ -177,3 +177,16 @@ def test_the_installed_upstream_passes_every_check():
     from scenarios.upstream import substitutions
     assert substitutions.check() == []
     assert substitutions.version_problem() is None
+
+
+def test_an_airflow_without_the_modules_the_adapter_drives_is_refused(monkeypatch):
+    from scenarios.upstream import substitutions
+    real = substitutions._module
+
+    def without_workloads(name):
+        if name == "airflow.executors.workloads":
+            raise ImportError("No module named 'airflow.executors.workloads'")
+        return real(name)
+    monkeypatch.setattr(substitutions, "_module", without_workloads)
+    assert substitutions.check() == ["cannot import airflow.executors.workloads (No module named "
+                                     "'airflow.executors.workloads')"]

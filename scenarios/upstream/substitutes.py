@@ -26,12 +26,17 @@ from .simulation import active
 log = logging.getLogger(__name__)
 
 
+UPTIME = 100_000.0   # monotonic clocks count from boot: the machine has been up about 28 hours
+
+
 class VirtualTime:
-    """Stands for the ``time`` module in upstream's executor modules."""
+    """Stands for the ``time`` module in upstream's executor modules. ``monotonic`` counts from
+    the machine's boot, not from the run's start, as upstream assumes: its first completed-pod
+    adoption is due when ``monotonic() - 0`` reaches the check interval, at once on a real host."""
 
     @staticmethod
     def monotonic() -> float:
-        return active().runtime.now()
+        return UPTIME + active().runtime.now()
 
     perf_counter = monotonic
 

@@ -94,6 +94,9 @@ def _module(name: str) -> ModuleType:
 
 def check() -> list[str]:
     """What does not look as expected in the installed upstream (empty: all is as expected)."""
+    missing = [f"cannot import {name} ({exc})" for name, exc in _unimportable()]
+    if missing:   # an older or reworked Airflow: the checks below would only repeat it
+        return missing
     problems = []
     for item in SUBSTITUTIONS:
         module = _module(item.module)
@@ -111,6 +114,21 @@ def check() -> list[str]:
                                 f"{item.name} for that use)")
     problems += _check_watcher() + _check_executor() + _check_timezone()
     return problems
+
+
+# Modules the adapter drives or substitutes in; Airflow 2.x has no task SDK and no ExecuteTask workloads.
+NEEDED_MODULES = (EXECUTOR, UTILS, HELPERS, TIMEZONE, "airflow.executors.workloads",
+                  "airflow.dag_processing.bundles.manager")
+
+
+def _unimportable() -> list[tuple[str, Exception]]:
+    found = []
+    for name in NEEDED_MODULES:
+        try:
+            _module(name)
+        except ImportError as exc:
+            found.append((name, exc))
+    return found
 
 
 def _replacement_type(item: Substitution) -> type:

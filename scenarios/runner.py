@@ -92,6 +92,11 @@ class Result:
                 "replay": self.replay}
 
 
+def under_test(result: Result) -> str:
+    """", executor airflow" when the run was not kubesim's own executor ("" when it was)."""
+    return "" if result.executor == "kubesim" else f", executor {result.executor}"
+
+
 def thin(series: list, points: int = 500) -> list:
     """At most ``points`` evenly spaced samples of a time series, always keeping the last."""
     if len(series) <= points:
@@ -281,8 +286,7 @@ def replay_command(loaded: LoadedScenario, seed: int, executor: str = "kubesim")
 
 def describe_failure(result: Result) -> str:
     """What a person needs to see when a scenario fails."""
-    under_test = "" if result.executor == "kubesim" else f", executor {result.executor}"
-    lines = [f"scenario {result.scenario_id} ({result.path}) failed, seed {result.seed}{under_test}, "
+    lines = [f"scenario {result.scenario_id} ({result.path}) failed, seed {result.seed}{under_test(result)}, "
              f"virtual time {result.virtual_seconds:.1f}s"]
     for failure in result.failures:
         where = f"{result.path}:{failure.line}: " if failure.line else ""

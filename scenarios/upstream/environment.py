@@ -14,6 +14,7 @@ import importlib.metadata
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -72,13 +73,27 @@ def import_airflow():
     if reason:
         raise UpstreamUnavailable(reason)
     airflow_home()
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    import airflow  # noqa: F401  (configures itself from the environment set above)
-    from airflow.configuration import conf
-    root.handlers[:], root.level = handlers, level   # Airflow's console handlers out: the run log has its lines
+    with logging_kept():   # Airflow's console handlers stay out: the run log has its lines
+        import airflow  # noqa: F401  (configures itself from the environment set above)
+        from airflow.configuration import conf
     log_through_stdlib()
     return conf
+
+
+@contextmanager
+def logging_kept():
+    """Undo what the block does to the root logger and to other loggers' ``disabled`` flags (a
+    ``logging.config`` call disables every logger it does not name)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    enabled = [lg for lg in logging.Logger.manager.loggerDict.values()
+               if isinstance(lg, logging.Logger) and not lg.disabled]
+    try:
+        yield
+    finally:
+        root.handlers[:], root.level = handlers, level
+        for logger in enabled:
+            logger.disabled = False
 
 
 def log_through_stdlib() -> None:
@@ -101,7 +116,8 @@ def template_database() -> Path:
     import_airflow()
     from airflow import settings
     from airflow.utils import db
-    db.initdb()
+    with logging_kept():   # Alembic's migration environment configures logging from its own file
+        db.initdb()
     settings.engine.dispose()
     template = airflow_home() / "template.db"
     shutil.copyfile(airflow_home() / "airflow.db", template)

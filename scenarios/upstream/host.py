@@ -104,7 +104,7 @@ class UpstreamHost:
         activate(self.simulation)
         fresh_database()
         self._configure(config)
-        self.mirror = MetadataMirror(world.store, self.simulation.rng, world.cluster.epoch, world.cluster.runtime.now)
+        self.mirror = MetadataMirror(world.store, self.simulation.rng, world.cluster.epoch)
 
     def _configure(self, config: ExecutorConfig) -> None:
         options = config.model_dump()

@@ -36,9 +36,9 @@ def seeded_uuid7(rng: random.Random) -> uuid.UUID:
 class MetadataMirror:
     """Airflow's rows for the task store's task instances and scheduler jobs."""
 
-    def __init__(self, store: TaskStore, rng: random.Random, epoch: datetime, clock):
+    def __init__(self, store: TaskStore, rng: random.Random, epoch: datetime):
         from airflow import settings
-        self.store, self.rng, self.epoch, self.clock = store, rng, epoch, clock
+        self.store, self.rng, self.epoch = store, rng, epoch
         self.session = settings.NonScopedSession()   # its own: upstream closes the scoped one after each call
         self.rows: dict[tuple, object] = {}        # store primary -> TaskInstance ORM row
         self.written: dict[tuple, tuple] = {}      # store primary -> (state, try, owner) last written

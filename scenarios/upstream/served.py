@@ -19,7 +19,7 @@ import json
 import random
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import kubernetes
 
@@ -47,7 +47,7 @@ def run_served(kubeconfig: str, tasks: int, timeout: float, namespace: str = "de
     store = TaskStore(runtime)
     tis = [store.add(TaskInstance("served", f"task_{i}", "manual__1")) for i in range(tasks)]
     started = runtime.now()
-    mirror = MetadataMirror(store, random.Random(0), datetime.now(timezone.utc) - _since(started), runtime.now)
+    mirror = MetadataMirror(store, random.Random(0), datetime.now(timezone.utc) - timedelta(seconds=started))
     executor = UpstreamExecutor(None, mirror, JOB_ID)
     store.jobs[JOB_ID] = _job(runtime)
     executor.start()
@@ -69,11 +69,6 @@ def run_served(kubeconfig: str, tasks: int, timeout: float, namespace: str = "de
     return {"states": {ti.task_id: ti.state for ti in tis}, "events": events,
             "pods_left": [p.metadata.name for p in core.list_namespaced_pod(namespace).items],
             "seconds": round(runtime.now() - started, 1)}
-
-
-def _since(started: float):
-    from datetime import timedelta
-    return timedelta(seconds=started)
 
 
 def _job(runtime):

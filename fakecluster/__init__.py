@@ -29,14 +29,14 @@ from .cluster import FakeCluster
 from .doors.httpserver import HttpServer, serve
 from .doors.httpwire import HttpLimits
 from .faults import ErrorRule, Faults, LostAnswer, Outage, constant, exponential, lognormal, uniform
-from .kernel.engine import HorizonExceeded, NotInSimulation, Process, SimulationStalled
+from .kernel.engine import HorizonExceeded, Livelock, NotInSimulation, Process, SimulationStalled
 from .kernel.runtime import SimRuntime
 from .model.behaviour import Behaviour, Outcome
 from .tenants import Churn
 
 __all__ = [
     "FakeCluster", "Behaviour", "Outcome", "Faults", "ErrorRule", "Outage", "ServerOptions",
-    "SimRuntime", "Process", "SimulationStalled", "HorizonExceeded", "NotInSimulation",
+    "SimRuntime", "Process", "SimulationStalled", "HorizonExceeded", "Livelock", "NotInSimulation",
     "constant", "uniform", "exponential", "lognormal",
     "serve", "HttpServer", "HttpLimits", "Churn", "LostAnswer",
 ]

@@ -26,15 +26,20 @@ def draw(dist: Distribution):
     return lognormal(dist.lognormal.median, dist.lognormal.p99)
 
 
-def build_world(scenario: Scenario, seed: int, fault_log: FaultLog | None = None, **cluster_options) -> World:
-    """The scenario's world; ``cluster_options`` go to FakeCluster (``trace=False``: no trace), and
-    ``fault_log`` records each fault as it strikes (the report's timeline)."""
+def build_world(scenario: Scenario, seed: int, fault_log: FaultLog | None = None, executor: str | None = None,
+                **cluster_options) -> World:
+    """The scenario's world; ``cluster_options`` go to FakeCluster (``trace=False``: no trace),
+    ``fault_log`` records each fault as it strikes (the report's timeline), and ``executor``
+    overrides the file's ``under_test`` (kubesim or airflow)."""
     cluster = build_cluster(scenario, seed, **cluster_options)
     world = World(cluster, scenario.executor_config(), scenario.scheduler.loop_interval,
-                  max_tis_per_query=scenario.scheduler.max_tis_per_query)
+                  max_tis_per_query=scenario.scheduler.max_tis_per_query,
+                  executor=executor or scenario.under_test)
     for fault in scenario.faults:
         schedule_fault(world, fault, fault_log)
     add_workload(world, scenario.workload, seed)
+    if world.upstream_host is not None:   # Airflow's rows now: ids it refuses fail before the run
+        world.upstream_host.mirror.flush()
     return world
 
 

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from .loader import ScenarioError, load
 from .explore_cli import add_command as add_explore_command
+from .compare_cli import add_command as add_compare_command
 from .mutation_cli import add_command as add_mutate_command
 
 BAD_INPUT = 2
@@ -49,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log", type=Path, default=Path("kubesim.log"),
                      help="where the executor's and harness's log lines go (default ./kubesim.log)")
     run.add_argument("-v", "--verbose", action="store_true", help="also print the log lines as they come")
+    run.add_argument("--executor", choices=("kubesim", "airflow"),
+                     help="the executor under test (default: the file's under_test, else kubesim): "
+                          "airflow is upstream's unmodified KubernetesExecutor (needs the airflow extra)")
     run.set_defaults(handler=cmd_run)
 
     sweep = commands.add_parser("sweep", help="run a grid of variants in parallel and compare them")
@@ -86,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_mutate_command(commands)
     add_explore_command(commands)
+    add_compare_command(commands)
 
     serve = commands.add_parser("serve", help="serve a simulated cluster over HTTP in real time (for kubectl)")
     serve.add_argument("file", type=Path, nargs="?", help="a scenario file (default: a 3-node cluster)")

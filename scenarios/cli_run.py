@@ -3,6 +3,7 @@ and exit 0 (passed), 1 (a scenario failed) or 2 (bad input, checked before anyth
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from .cli import BAD_INPUT, bad_output, bad_plot_path
 from .loader import load, select_variant
 from .progress import run_with_progress
 from .runlog import quiet_root, write_log
+from .upstream import UPSTREAM_INPUT_ERRORS, executor_problem
 
 
 def cmd_run(args, console: Console) -> int:
@@ -21,9 +23,18 @@ def cmd_run(args, console: Console) -> int:
             or bad_output("run", "--report", args.report, (".html", ".htm")) or bad_output("run", "--log", args.log)):
         return BAD_INPUT
     scenarios = select_variant(load(args.file), args.variant)
+    problem = executor_problem([args.executor or loaded.scenario.under_test for loaded in scenarios])
+    if problem:
+        print(f"kubesim run: {problem}", file=sys.stderr)
+        return BAD_INPUT
     echo = (lambda line: print(first_line(line), file=sys.stderr, flush=True)) if args.verbose else None
-    with quiet_root():
-        results = [run_with_progress(loaded, args.seed, console, run, echo) for loaded in scenarios]
+    run_one = functools.partial(run, executor=args.executor)
+    try:
+        with quiet_root():
+            results = [run_with_progress(loaded, args.seed, console, run_one, echo) for loaded in scenarios]
+    except UPSTREAM_INPUT_ERRORS as exc:
+        print(f"kubesim run: {exc}", file=sys.stderr)
+        return BAD_INPUT
     outputs = write_outputs(args, results)
     for result in results:
         from .report import print_report

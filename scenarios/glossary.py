@@ -76,4 +76,10 @@ def glossary_markdown() -> str:
              "value) and compared across a sweep (`kubesim sweep --metric NAME`). Times are virtual seconds.",
              "", "| metric | unit | meaning |", "|---|---|---|"]
     lines += [f"| `{name}` | {meaning_of(name).unit} | {meaning_of(name).meaning} |" for name in METRICS]
+    lines += ["", "With upstream Airflow's executor (`--executor airflow`), which keeps no such counts, the",
+              "executor's own are observed from outside: `watcher_deaths` are watcher processes that ended",
+              "with an error, `watch_410s` the 410s that ended one, `replayed_events` the terminal events of",
+              "a pod already reported (each a new event, not a result put back after an error), and",
+              "`adopted_pods` the task instances its `try_adopt_task_instances` kept. The rest is measured",
+              "on the cluster and the task store, as for kubesim's executor."]
     return "\n".join(lines) + "\n"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import plots
 from .glossary import meaning_of
+from .runner import under_test
 from .samples import calls_by_verb
 
 STYLE = """
@@ -37,7 +38,7 @@ def render(result, outputs: list[tuple[str, str]], log_path: str | None) -> str:
     verdict = "PASSED" if result.passed else "FAILED"
     parts = ["<!doctype html><html lang=en><meta charset=utf-8>",
              f"<title>kubesim: {escape(result.scenario_id)} {verdict}</title><style>{STYLE}</style><body>",
-             f"<h1 id=verdict>{escape(result.scenario_id)} (seed {result.seed}): "
+             f"<h1 id=verdict>{escape(result.scenario_id)} (seed {result.seed}{escape(under_test(result))}): "
              f"<span class={verdict.lower()}>{verdict}</span></h1>",
              f"<p id=description>{escape(result.description)}</p>" if result.description else "",
              section("Faults as they happened", fault_rows(result), ["when", "fault", "what the executor did"], "faults"),

@@ -13,6 +13,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display on CI machines
 import matplotlib.pyplot as plt  # noqa: E402
 
+from .runner import under_test  # noqa: E402
+
 WINDOW_COLOURS = ("tab:red", "tab:gray", "tab:olive", "tab:cyan", "tab:pink")
 WINDOW_ALPHA = 0.12
 STATUS_COLOURS = {"200": "#2ca02c", "201": "#98df8a"}  # successes green; the rest by matplotlib's cycle
@@ -35,7 +37,7 @@ def run_figure(result):
         if any(counts):
             pods_ax.step(times, counts, where="post", label=phase, color=colour)
     pods_ax.set_ylabel("pods")
-    pods_ax.set_title(f"{result.scenario_id} (seed {result.seed})")
+    pods_ax.set_title(f"{result.scenario_id} (seed {result.seed}{under_test(result)})")
     queue_times = [t for t, _ in result.queue_depth]
     queue_ax.step(queue_times, [d for _, d in result.queue_depth], where="post", color="tab:purple")
     queue_ax.set_ylabel("queued tries")

@@ -6,6 +6,7 @@ The top-level conftest.py loads this plugin; in another project add
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,8 @@ def pytest_addoption(parser):
     group = parser.getgroup("kubesim")
     group.addoption("--kubesim-seed", type=int, default=None,
                     help="run every scenario with this seed instead of the one in its file")
+    group.addoption("--kubesim-executor", choices=("kubesim", "airflow"), default=None,
+                    help="run every scenario with this executor under test instead of its file's under_test")
 
 
 def pytest_configure(config):
@@ -28,6 +31,7 @@ def pytest_configure(config):
     # --strict-markers does not turn them into collection errors).
     config.addinivalue_line("markers", "slow: long-running scenario, opt-in with -m slow")
     config.addinivalue_line("markers", "scale: large-scale scenario, opt-in with -m scale")
+    config.addinivalue_line("markers", "airflow: needs upstream Airflow's executor (the airflow extra)")
 
 
 def pytest_collect_file(file_path: Path, parent):
@@ -62,7 +66,10 @@ class ScenarioItem(pytest.Item):
         self.loaded = loaded
 
     def runtest(self):
-        result = run(self.loaded, seed=self.config.getoption("--kubesim-seed"))
+        executor = self.config.getoption("--kubesim-executor") or self.loaded.scenario.under_test
+        if executor == "airflow":
+            require_airflow()
+        result = run(self.loaded, seed=self.config.getoption("--kubesim-seed"), executor=executor)
         if not result.passed:
             raise ScenarioFailed(result)
 
@@ -73,6 +80,18 @@ class ScenarioItem(pytest.Item):
 
     def reportinfo(self):
         return self.path, 0, f"scenario: {self.name}"
+
+
+def require_airflow() -> None:
+    """Skip without upstream Airflow's executor installed, unless KUBESIM_REQUIRE_AIRFLOW=1 (CI's
+    Airflow environment) makes that a failure."""
+    from .upstream import unavailable_reason
+    reason = unavailable_reason()
+    if reason is None:
+        return
+    if os.environ.get("KUBESIM_REQUIRE_AIRFLOW") == "1":
+        pytest.fail(f"{reason}, and KUBESIM_REQUIRE_AIRFLOW=1 requires it")
+    pytest.skip(f"{reason} (set KUBESIM_REQUIRE_AIRFLOW=1 to make this a failure)")
 
 
 # -- fixtures for users' own tests -----------------------------------------------------------------

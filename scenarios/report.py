@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .glossary import meaning_of
+from .runner import under_test
 from .samples import calls_by_verb
 
 TICK, CROSS, UNJUDGED = "[green]✓[/]", "[red]✗[/]", "[yellow]–[/]"
@@ -29,7 +30,7 @@ def verdict_mark(passed: bool | None) -> str:
 
 def print_report(console: Console, result, outputs: list[tuple[str, str]], log_path: str | None) -> None:
     verdict = "[green]PASSED[/]" if result.passed else "[red]FAILED[/]"
-    console.rule(f"{escape(result.scenario_id)} (seed {result.seed}): {verdict}")
+    console.rule(f"{escape(result.scenario_id)} (seed {result.seed}{under_test(result)}): {verdict}")
     if result.description:
         console.print(escape(result.description), highlight=False)
     console.print(fault_table(result))

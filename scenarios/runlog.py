@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-PACKAGES = ("executor", "fakecluster", "scenarios")
+# upstream Airflow's executor too (scenarios.upstream sends its lines to the standard logging)
+PACKAGES = ("executor", "fakecluster", "scenarios", "airflow.providers.cncf.kubernetes")
 KEEP = 200_000  # lines kept in memory; beyond, lines are only counted
 
 

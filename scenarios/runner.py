@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
-from fakecluster import SimulationStalled
+from fakecluster import Livelock, SimulationStalled
 
 from . import metrics as measure
 from .build import build_world
@@ -71,6 +71,8 @@ class Result:
     samples: dict[str, list[float]] = field(default_factory=dict)   # pod_start, result_latency...
     api_over_time: dict = field(default_factory=dict)
     crash: str = ""     # the traceback of a crashed process that ended the run
+    executor: str = "kubesim"   # the executor under test: kubesim's, or upstream Airflow's
+    per_pod: dict[str, dict] = field(default_factory=dict)   # verb -> {"max", "mean"} calls per pod
 
     @property
     def passed(self) -> bool:
@@ -78,6 +80,7 @@ class Result:
 
     def to_json(self) -> dict:
         return {"scenario": self.scenario_id, "path": self.path, "seed": self.seed, "passed": self.passed,
+                "executor": self.executor,
                 "description": self.description,
                 "virtual_seconds": self.virtual_seconds, "wall_seconds": round(self.wall_seconds, 3),
                 "metrics": self.metrics,
@@ -89,8 +92,13 @@ class Result:
                 "pods_by_phase": [{"t": t, **counts} for t, counts in thin(self.phases)],
                 "queue_depth": [{"t": t, "queued": depth} for t, depth in thin(self.queue_depth)],
                 "faults": [event.to_json() for event in self.faults],
-                "logs": dict(self.log_counts), "crash": self.crash,
+                "logs": dict(self.log_counts), "crash": self.crash, "calls_per_pod": self.per_pod,
                 "replay": self.replay}
+
+
+def under_test(result: Result) -> str:
+    """", executor airflow" when the run was not kubesim's own executor ("" when it was)."""
+    return "" if result.executor == "kubesim" else f", executor {result.executor}"
 
 
 def thin(series: list, points: int = 500) -> list:
@@ -103,15 +111,17 @@ def thin(series: list, points: int = 500) -> list:
 
 def run(loaded: LoadedScenario, seed: int | None = None,
         progress: Callable[[float, dict], None] | None = None,
-        echo: Callable[[str], None] | None = None) -> Result:
+        echo: Callable[[str], None] | None = None, executor: str | None = None) -> Result:
     """Run one scenario; ``progress`` is called now and then with (virtual time, task states),
-    ``echo`` with every log line as it is written (``kubesim run -v``)."""
+    ``echo`` with every log line as it is written (``kubesim run -v``); ``executor`` overrides the
+    file's ``under_test`` (kubesim or airflow)."""
     scenario = loaded.scenario
     seed = scenario.seed if seed is None else seed
+    executor = executor or scenario.under_test
     started = time.perf_counter()
     fault_log = FaultLog()
     # Pods are measured as they change: the run keeps only its trace's tail.
-    world = build_world(scenario, seed, fault_log, trace=LAST_EVENTS)
+    world = build_world(scenario, seed, fault_log, executor=executor, trace=LAST_EVENTS)
     timeline = measure.PodTimeline()
     world.cluster.server.pods.listeners.append(timeline.on_change)
     world.report_listeners.append(lambda when, _key, pod: timeline.on_report(when, pod))
@@ -132,12 +142,14 @@ def run(loaded: LoadedScenario, seed: int | None = None,
     result = Result(loaded.id, str(loaded.path), seed, world.cluster.now, measured.metrics,
                     api_calls=measured.api_calls, last_events=list(world.cluster.trace),
                     phases=measured.phases, faults=fault_log.ordered(),
-                    queue_depth=measured.queue_depth, replay=replay_command(loaded, seed),
+                    queue_depth=measured.queue_depth, replay=replay_command(loaded, seed, executor),
+                    executor=executor,
                     description=" ".join(scenario.description.split()), log_counts=dict(log.counts),
                     log_lines=log.lines, crash=crash,
                     samples={"pod_start": timeline.starts,
                              "result_latency": measure.result_latencies(world, timeline), "queue_wait": measure.queue_waits(world)},
                     api_over_time=api_over_time(calls, world.cluster.now))
+    result.per_pod = calls_per_pod(world)   # from the call log (kept for runs up to LOG_CALLS_UP_TO)
     add_reactions(result.faults, log.lines, calls.failed, world.cluster.now)
     cut_off = any(f.check == "until" for f in ended)
     violations = final_checks(world, watchdog)
@@ -158,6 +170,8 @@ def end_of_run(loaded: LoadedScenario, world, limit: float) -> tuple[list[Failur
         return [Failure("until", str(exc), loaded.line_of("until", "max_virtual_seconds"), world.cluster.now)], ""
     except SimulationStalled as exc:
         return [Failure("progress", f"the simulation stalled: {exc}", None, world.cluster.now)], ""
+    except Livelock as exc:
+        return [Failure("progress", f"virtual time stopped passing: {exc}", None, world.cluster.now)], ""
     except Exception as exc:  # a process of the run crashed: end the run, keep its traceback
         crash = "".join(traceback.format_exception(exc)).rstrip()
         return [Failure("no process crashed", f"{type(exc).__name__}: {exc}", None, world.cluster.now)], crash
@@ -233,6 +247,16 @@ def call_checks(loaded: LoadedScenario, world, recorder: CallRecorder) -> list[C
     return checks
 
 
+def calls_per_pod(world, verbs=("delete", "patch", "get")) -> dict[str, dict]:
+    """For each verb, over the pods that got any: the most calls one pod got, and the mean."""
+    counts = {verb: Counter() for verb in verbs}
+    for call in world.cluster.gateway.log:
+        if call.resource == "pods" and call.name and call.verb in counts:
+            counts[call.verb][call.name] += 1
+    return {verb: {"max": max(c.values(), default=0), "mean": round(sum(c.values()) / len(c), 3) if c else 0.0}
+            for verb, c in counts.items()}
+
+
 def bound_check(name: str, what: str, actual: float, low, high, why, line) -> Check:
     ok = (low is None or actual >= low) and (high is None or actual <= high)
     return Check(name, describe_bound(low, high), f"{actual:g}", ok, why or "", line, what)
@@ -263,16 +287,18 @@ def failure_message(check: Check) -> str:
     return f"expected {name} {bound}, got {check.actual}{why}"
 
 
-def replay_command(loaded: LoadedScenario, seed: int) -> str:
+def replay_command(loaded: LoadedScenario, seed: int, executor: str = "kubesim") -> str:
     command = ["kubesim", "run", str(loaded.path), "--seed", str(seed)]
     if loaded.variant:
         command += ["--variant", loaded.variant]
+    if executor != loaded.scenario.under_test:
+        command += ["--executor", executor]
     return shlex.join(command)
 
 
 def describe_failure(result: Result) -> str:
     """What a person needs to see when a scenario fails."""
-    lines = [f"scenario {result.scenario_id} ({result.path}) failed, seed {result.seed}, "
+    lines = [f"scenario {result.scenario_id} ({result.path}) failed, seed {result.seed}{under_test(result)}, "
              f"virtual time {result.virtual_seconds:.1f}s"]
     for failure in result.failures:
         where = f"{result.path}:{failure.line}: " if failure.line else ""

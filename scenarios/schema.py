@@ -357,6 +357,9 @@ class Scenario(Strict):
     seed: int = 0
     markers: list[str] = Field(default_factory=list, description="pytest markers, e.g. slow, scale")
     cluster: ClusterSpec = ClusterSpec()
+    under_test: Literal["kubesim", "airflow"] = Field(
+        default="kubesim", description="the executor under test: kubesim's own, or upstream Airflow's unmodified "
+                                       "KubernetesExecutor (the cncf-kubernetes provider; needs the airflow extra)")
     executor: dict[str, Any] = Field(default_factory=dict, description="any [kubernetes_executor] option")
     scheduler: SchedulerSpec = SchedulerSpec()
     workload: WorkloadSpec = WorkloadSpec()

@@ -19,11 +19,17 @@ from executor import (ExecutorConfig, KubernetesExecutor, QueuedTimeout, Schedul
 from executor.scheduler_job import MAX_TIS_PER_QUERY
 from fakecluster import FakeCluster
 
+from .upstream import EXECUTORS, host_for
+
 
 class World:
     def __init__(self, cluster: FakeCluster, config: ExecutorConfig | None = None,
-                 loop_interval: float = 1.0, mutation_hook=None, max_tis_per_query: int = MAX_TIS_PER_QUERY):
+                 loop_interval: float = 1.0, mutation_hook=None, max_tis_per_query: int = MAX_TIS_PER_QUERY,
+                 executor: str = "kubesim"):
+        if executor not in EXECUTORS:
+            raise ValueError(f"unknown executor {executor!r}: choose one of {', '.join(EXECUTORS)}")
         self.cluster = cluster
+        self.executor_kind = executor
         self.config = config or ExecutorConfig()
         self.loop_interval = loop_interval
         self.max_tis_per_query = max_tis_per_query
@@ -37,6 +43,9 @@ class World:
         self._rng = random.Random(cluster.rng.getrandbits(32))
         # The pod reports its own progress, as an Airflow task process writes its own state.
         cluster.server.pods.listeners.append(lambda change: self.store.report_from_pod(change.obj))
+        # upstream Airflow's executor instead of kubesim's: its host (Airflow's configuration and
+        # metadata database) is made now, so a missing or unsupported Airflow fails before the run.
+        self.upstream_host = host_for(self, self._rng.getrandbits(32)) if executor == "airflow" else None
 
     # -- tasks ---------------------------------------------------------------------------------
 
@@ -52,9 +61,12 @@ class World:
     # -- schedulers ----------------------------------------------------------------------------
 
     def make_executor(self, job_id: str) -> KubernetesExecutor:
-        executor = KubernetesExecutor(self.cluster.api_client(), self.cluster.runtime, job_id, self.config,
-                                      task_store=self.store, rng=random.Random(self._rng.getrandbits(32)),
-                                      mutation_hook=self.mutation_hook)
+        if self.upstream_host is not None:
+            executor = self.upstream_host.make_executor(job_id)
+        else:
+            executor = KubernetesExecutor(self.cluster.api_client(), self.cluster.runtime, job_id, self.config,
+                                          task_store=self.store, rng=random.Random(self._rng.getrandbits(32)),
+                                          mutation_hook=self.mutation_hook)
         executor.state_listeners.append(lambda key, state, info: self._reported(executor, key, state))
         if self.on_executor is not None:
             self.on_executor(executor)

@@ -30,6 +30,9 @@ EXCLUDED = {
         "the whole mutation check takes minutes: .ci/run runs it as its own step",
     "# a real hunt: a few hundred runs on both cores, or ten minutes on a Dask cluster":
         "minutes of runs (and a Dask cluster); tests/test_explore.py runs explore on a small world",
+    "# upstream's executor under test: install the extra, then the catalogue side by side with kubesim's":
+        "installs Airflow (about 450 MB) into .venv-airflow; tests/test_upstream_executor.py runs the same "
+        "commands where the extra is installed (CI's Airflow environment)",
 }
 POD_YAML = """\
 apiVersion: v1

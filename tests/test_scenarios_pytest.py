@@ -116,3 +116,27 @@ def test_fixtures_give_a_world_on_a_seeded_cluster(project):
             assert executor_world.states() == {"success": 2}
     """)
     project.runpytest("--kubesim-seed", "5").assert_outcomes(passed=1)
+
+
+@pytest.mark.airflow
+def test_a_scenario_under_test_with_airflow_runs_upstream_or_skips_saying_why(project, monkeypatch):
+    from scenarios.upstream import unavailable_reason
+    available = unavailable_reason() is None
+    project.add("upstream.yaml", "under_test: airflow\n" + GOOD.replace("name: good", "name: upstream"))
+    monkeypatch.delenv("KUBESIM_REQUIRE_AIRFLOW", raising=False)
+    if available:   # in a process of its own: Airflow's import is not for this test process to keep
+        result = project.runpytest_subprocess("-v")
+        result.assert_outcomes(failed=1)   # upstream deletes each Succeeded pod twice
+        result.stdout.fnmatch_lines(["*one clean-up per pod*"])
+        return
+    result = project.runpytest("-v", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*Airflow's KubernetesExecutor is not installed*KUBESIM_REQUIRE_AIRFLOW=1*"])
+    monkeypatch.setenv("KUBESIM_REQUIRE_AIRFLOW", "1")   # CI's Airflow environment: a missing Airflow fails
+    project.runpytest().assert_outcomes(failed=1)
+
+
+def test_kubesim_executor_option_runs_every_scenario_with_that_executor(project):
+    project.add("good.yaml", GOOD)
+    result = project.runpytest("-v", "--kubesim-executor", "kubesim")
+    result.assert_outcomes(passed=1)

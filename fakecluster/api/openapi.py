@@ -20,7 +20,7 @@ import hashlib
 import orjson
 
 from .patch import LIST_MERGE_KEYS, MERGE_AS_SET
-from .schema import KIND_MODELS, Type, kind_schema, schema_name
+from .schema import Type, kind_schema, schema_name
 from .server import VERSION, ApiServer
 
 V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"   # what clients accept

@@ -29,6 +29,7 @@ from . import status as errors
 from .decoding import decode_json, decode_yaml, find_kind_error, go_json_type, summarize
 from .patch import SUPPORTED_PATCH_TYPES, PatchError, apply_patch
 from .logs import PLAIN_TEXT, UNSERVED, LogSource, pod_log, unserved
+from .metadata_only import as_metadata, wants_metadata
 from .schema import kind_schema, unknown_fields, without_fields
 from .query import EXACT, META_GROUP, parse_bool, parse_int, parse_rv, parse_stored_rv, validate_list_options
 from .selectors import (EVENT_FIELDS, NAMESPACE_FIELDS, NODE_FIELDS, SERVICE_FIELDS, SelectorError,
@@ -115,6 +116,7 @@ class ApiServer:
                  options: ServerOptions | None = None):
         self.kernel, self.rng, self.utcnow = kernel, rng, utcnow
         self.options = options or ServerOptions()
+        self.address = IN_CLUSTER_ADDRESS   # the front door that serves it names its own in /api
         self.revision = Revision()
         # Watches started, by where they start: "now" (no resourceVersion), "0" (any: every
         # object replayed as ADDED) or "exact"; a client resuming from "0" shows up here.
@@ -145,6 +147,8 @@ class ApiServer:
     def handle(self, request: Request) -> Reply | WatchReply:
         try:
             reply = self._dispatch(request)
+            if request.method == "GET" and isinstance(reply, Reply) and reply.status == 200:
+                reply = metadata_only(reply, request.headers.get("accept", ""))
             if request.warnings:
                 reply.headers["Warning"] = warning_header(request.warnings)
             return reply
@@ -156,6 +160,8 @@ class ApiServer:
     def _dispatch(self, request: Request) -> Reply | WatchReply:
         if request.path in ("/version", "/version/"):
             return json_reply(200, VERSION)
+        if request.method == "GET" and request.path.rstrip("/") in DISCOVERY_PATHS:
+            return json_reply(200, self.discovery(request.path.rstrip("/")))
         if request.parts[:3] == ["apis", "authorization.k8s.io", "v1"] and len(request.parts) > 3:
             return json_reply(201, access.review(request.method, request.parts, request.body))
         route = self.route(request.parts)
@@ -173,6 +179,19 @@ class ApiServer:
         if request.body is not None and len(request.body) > MAX_BODY_BYTES:
             raise errors.entity_too_large(MAX_BODY_BYTES)
         return handler(self, route, request)
+
+    def discovery(self, path: str) -> dict:
+        """/api, /apis, /api/v1 and the authorization group's documents, as clients (kubectl, the
+        DynamicClient) read them, in-process and over HTTP alike."""
+        from . import access
+        from .discovery import api_group, api_group_list, api_versions, core_resources
+        if path == "/api":
+            return api_versions(self.address)
+        if path == "/apis/authorization.k8s.io":
+            return api_group("authorization.k8s.io")
+        if path == f"/apis/{access.GROUP_VERSION}":
+            return access.resources()
+        return api_group_list() if path == "/apis" else core_resources(self)
 
     def route(self, parts: list[str]) -> Route:
         """The store, namespace, name and subresource a request's path segments address."""
@@ -693,6 +712,9 @@ _HANDLERS: dict[tuple[str, bool], Callable] = {  # (method, names an item) -> ha
     ("DELETE", True): ApiServer._delete,
 }
 
+DISCOVERY_PATHS = ("/api", "/apis", "/api/v1", "/apis/authorization.k8s.io", "/apis/authorization.k8s.io/v1")
+IN_CLUSTER_ADDRESS = "kubernetes.default.svc:443"   # what /api names as the server's address in-process
+
 VERSION = {"major": "1", "minor": "31", "gitVersion": "v1.31.0-kubesim", "platform": "linux/amd64"}
 
 WATCH_HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
@@ -727,6 +749,20 @@ def finalized(obj: dict) -> bool:
     meta = obj["metadata"]
     return (bool(meta.get("deletionTimestamp")) and not meta.get("finalizers")
             and meta.get("deletionGracePeriodSeconds") == 0)
+
+
+def metadata_only(reply: Reply, accept: str) -> Reply:
+    """The answer as ``as=PartialObjectMetadata[List]`` when the client asks for it (406 when the
+    form it names does not fit: a list form of one object, or the reverse)."""
+    wanted = wants_metadata(accept) if "as=Partial" in accept else None
+    if wanted is None:
+        return reply
+    shaped = as_metadata(reply.body, wanted[0])
+    if shaped is None:
+        return error_reply(errors.not_acceptable(("application/json", "application/yaml",
+                                                  "application/vnd.kubernetes.protobuf")))
+    body, content_type = shaped
+    return Reply(200, body, {**reply.headers, "Content-Type": content_type})
 
 
 def json_reply(status: int, obj: dict) -> Reply:

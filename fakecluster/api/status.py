@@ -186,6 +186,11 @@ def entity_too_large(limit: int) -> ApiError:
     return ApiError(413, "RequestEntityTooLarge", f"Request entity too large: limit is {limit}")
 
 
+def not_acceptable(accepted: tuple[str, ...]) -> ApiError:
+    return ApiError(406, "NotAcceptable",
+                    f"only the following media types are accepted: {', '.join(accepted)}")
+
+
 def unsupported_media_type(content_type: str, accepted: tuple[str, ...]) -> ApiError:
     return ApiError(415, "UnsupportedMediaType",
                     f'the body of the request was in an unknown format - accepted media types '

@@ -13,14 +13,21 @@ from dataclasses import dataclass
 from ..api.server import ApiServer, Reply, Request, WatchReply, error_reply, parse_bool
 from ..api.status import ApiError
 from ..faults import ConnectionFault, Faults
-from ..kernel.engine import Kernel
+from ..kernel.engine import Kernel, Livelock
+
+# More API calls than this at one virtual instant is a client spinning, not a busy moment (a
+# 100,000-task run sends a few thousand at its busiest instant).
+LIVELOCK_CALLS = 10_000
 
 _ITEM_VERBS = {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete", "POST": "create"}
 _COLLECTION_VERBS = {"GET": "list", "POST": "create", "DELETE": "deletecollection"}
 
 
 def classify(request: Request) -> tuple[str, str, str | None]:
-    """(verb, resource, name) of a request, as Kubernetes' RequestInfo would name them."""
+    """(verb, resource, name) of a request, as Kubernetes' RequestInfo would name them: a request
+    for no resource (discovery, /version, health) has the HTTP method for its verb and no resource."""
+    if len(request.parts) < 3 or request.parts[0] != "api":
+        return request.method.lower(), "", None
     match request.parts:  # /api/v1/[namespaces/NAMESPACE/]RESOURCE[/NAME...]
         case [_, _, "namespaces", _, resource, *rest] | [_, _, resource, *rest]:
             name = rest[0] if rest else None
@@ -55,6 +62,7 @@ class Gateway:
         # Called with (call, request) for every request answered or refused: what an audit log
         # on the API server would see (the invariants count clean-up calls here).
         self.listeners: list = []
+        self._instant, self._calls_at_instant = 0.0, 0   # calls at the current virtual instant
 
     def exchange(self, request: Request, read_timeout: float | None = None) -> Reply | WatchReply:
         """Serve one request in virtual time; raises ConnectionFault or TimeoutError (read timeout).
@@ -120,6 +128,15 @@ class Gateway:
 
     def _account(self, request: Request, verb: str, resource: str, name: str | None, status) -> None:
         self.calls[(verb, status)] += 1
+        now = self.kernel.env.now
+        if now != self._instant:
+            self._instant, self._calls_at_instant = now, 0
+        self._calls_at_instant += 1
+        if self._calls_at_instant > LIVELOCK_CALLS:
+            raise Livelock(f"{self._calls_at_instant - 1:,} API calls at virtual time {now:g}s without time "
+                           f"passing (the last: {verb} {resource} {name or ''} answered {status}): a client "
+                           f"retries with no pause against a server that answers at once; give the cluster "
+                           f"api_latency to model the network's round trip")
         if self.record_log or self.listeners:
             call = Call(self.kernel.env.now, verb, resource, name, status)
             if self.record_log:

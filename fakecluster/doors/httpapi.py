@@ -12,8 +12,6 @@ from typing import Callable
 
 import orjson
 
-from ..api import access
-from ..api.discovery import api_group, api_group_list, api_versions, core_resources
 from ..api.openapi import v2_document, v3_core, v3_index
 from ..api.server import ApiServer, Reply, Request, WatchReply, json_reply
 from ..api.tables import INCLUDE_CHOICES, table, wants_table, watch_line
@@ -27,6 +25,7 @@ LineFilter = Callable[[bytes], bytes]
 class HttpApi:
     def __init__(self, server: ApiServer, utcnow: Callable[[], datetime], address: str):
         self.server, self.utcnow, self.address = server, utcnow, address
+        server.address = address   # discovery (/api) names the address clients reached it at
 
     def handle(self, request: Request) -> Reply | WatchReply:
         if request.method == "GET":
@@ -41,17 +40,8 @@ class HttpApi:
         return answer
 
     def document(self, path: str, accept: str = "") -> Reply | None:
-        """Discovery, OpenAPI and health answers (None: not one of those paths)."""
-        if path == "/api":
-            return json_reply(200, api_versions(self.address))
-        if path == "/apis":
-            return json_reply(200, api_group_list())
-        if path == "/api/v1":
-            return json_reply(200, core_resources(self.server))
-        if path == "/apis/authorization.k8s.io":
-            return json_reply(200, api_group("authorization.k8s.io"))
-        if path == f"/apis/{access.GROUP_VERSION}":
-            return json_reply(200, access.resources())
+        """OpenAPI and health answers (None: not one of those paths; the API server itself serves
+        discovery, in-process too)."""
         if path == "/openapi/v3":
             return json_reply(200, v3_index(self.server))
         if path == "/openapi/v3/api/v1":

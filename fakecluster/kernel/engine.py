@@ -29,6 +29,12 @@ class SimulationStalled(RuntimeError):
     """No process can make progress: every process is blocked and nothing is scheduled."""
 
 
+class Livelock(BaseException):
+    """Virtual time stopped passing: a client keeps calling the API server at one virtual instant
+    (a retry loop with no pause, against a server that answers at once). A BaseException, so that
+    the client's own ``except Exception`` cannot swallow it and spin on: the run must end."""
+
+
 class HorizonExceeded(SimulationStalled):
     """Virtual time would pass the world's horizon while work is still scheduled."""
 

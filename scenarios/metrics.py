@@ -105,8 +105,9 @@ class PodTimeline:
                 self.latencies.append(max(0.0, self._reported.pop(name) - when))
             else:
                 self._ended[name] = when
-        if kind == "DELETED":   # only what is still to be matched is kept
-            self._ended.pop(name, None)
+        if kind == "DELETED":
+            # an ended pod stays to be matched: an executor may delete it before it reports the
+            # try (upstream Airflow's does); matching forgets it, as it forgets a report
             self._done.discard(key)
         if kind == "ADDED":
             self._created[key] = when

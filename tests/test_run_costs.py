@@ -255,3 +255,13 @@ def test_a_changed_or_unhashable_override_is_parsed_again():
     except InvalidExecutorConfig:
         pass
     assert cache.parsed == 5 and len(cache._pods) == 2
+
+
+def test_a_pod_deleted_before_its_try_is_reported_still_has_a_result_latency():
+    """Upstream Airflow's executor deletes a Succeeded pod, then reports its try."""
+    timeline = metrics.PodTimeline()
+    timeline.add(0.0, "ADDED", "ns", "a", "Pending")
+    timeline.add(10.0, "MODIFIED", "ns", "a", "Succeeded")
+    timeline.add(11.0, "DELETED", "ns", "a", "Succeeded")
+    timeline.on_report(12.5, "a")
+    assert timeline.latencies == [2.5]

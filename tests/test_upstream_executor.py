@@ -60,6 +60,7 @@ def test_upstream_runs_a_scenario_with_the_same_invariants_and_deletes_each_pod_
     calls = {(verb, status): n for verb, status, n in result.api_calls}
     assert calls[("delete", "200")] == 8 and calls[("delete", "404")] == 8
     assert result.per_pod["delete"] == {"max": 2, "mean": 2.0}
+    assert 0 < result.metrics["result_latency_p50"] <= 1.0   # the pod is deleted before its try is reported
     assert any(line.logger.startswith("airflow.providers.cncf.kubernetes") for line in result.log_lines)
 
 

@@ -181,9 +181,8 @@ class KubernetesExecutor(Adoption, Publishing, BaseExecutor):
             return
         self.finished_pods.add(pod)
         if key in self.running and self.launched.get(key, (event.pod_name,))[0] == event.pod_name:
-            if state == State.FAILED and self._relaunch(key, event, reason):
-                pass
-            else:
+            relaunched = state == State.FAILED and self._relaunch(key, event, reason)
+            if not relaunched:   # a re-launched try goes on: nothing to report yet
                 self.change_state(key, state, reason)
                 self._forget_try(key)
         if event.event_type == "DELETED":  # a deleted pod is gone: nothing left to clean up

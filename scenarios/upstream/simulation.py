@@ -18,6 +18,8 @@ from typing import Any
 import kubernetes
 import urllib3
 
+from .environment import airflow_home
+
 
 class NoActiveWorld(RuntimeError):
     """Upstream's executor was used outside a simulated world built for it."""
@@ -30,7 +32,7 @@ class Simulation:
         self.cluster = cluster
         self.runtime = cluster.runtime
         self.rng = random.Random(seed)
-        self.scratch = Path(tempfile.mkdtemp(prefix="kubesim-upstream-"))
+        self.scratch = Path(tempfile.mkdtemp(prefix="world-", dir=airflow_home()))   # removed at exit with it
         self.retry_configuration = retry_configuration or {}
         self.owner = None            # the adapter whose upstream code is running now
         self._memory: dict[Any, dict] = {}   # simulated process -> its ResourceVersion dict

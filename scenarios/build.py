@@ -83,6 +83,8 @@ def arrive(world: World, tis: list, gap: float) -> None:
 def pod_override(work: WorkloadSpec) -> dict:
     container = {"name": "base", "resources": {"requests": {"cpu": work.requests.cpu,
                                                             "memory": work.requests.memory}}}
+    if work.env:
+        container["env"] = [{"name": var.name, "value": var.value} for var in work.env]
     override: dict = {"spec": {"containers": [container]}}
     if work.sidecar_image:
         override["spec"]["containers"].append({"name": "sidecar", "image": work.sidecar_image})

@@ -80,12 +80,13 @@ def progress_line(outcome: Outcome) -> str:
 
 
 def table(outcomes: list[Outcome]) -> Table:
-    """One row a mutant: which scenario killed it and its first failure (the behaviour it names);
+    """One row a mutant: which scenario killed it and how (the failed check that names the behaviour
+    it guards, else the first failure);
     ``kubesim mutate --list`` says which upstream behaviour each mutant puts back."""
     grid = Table(title="mutation check", expand=True)
     grid.add_column("mutant", no_wrap=True, ratio=2)
     grid.add_column("killed by", ratio=2, overflow="fold")
-    grid.add_column("first failure", ratio=5, overflow="fold")
+    grid.add_column("failure", ratio=5, overflow="fold")
     for outcome in outcomes:
         killer = escape(outcome.killed_by) if outcome.killed else ("[red]error[/]" if outcome.error else "[red]SURVIVED[/]")
         grid.add_row(escape(outcome.mutant.name), killer, escape(outcome.failure or outcome.error)[:240])

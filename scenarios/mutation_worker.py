@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(loaded, result, seed) -> bool:
-    first = result.failures[0] if result.failures else None
+    # a failure whose check names the behaviour it guards says most; else the first
+    first = next((f for f in result.failures if f.why), result.failures[0] if result.failures else None)
     failure = f"{first.check}: {first.message.splitlines()[0]}" if first else ""
     print(json.dumps({"scenario": loaded.id, "seed": seed, "passed": result.passed, "failure": failure}), flush=True)
     return result.passed

@@ -30,6 +30,7 @@ class Failure:
     message: str
     line: int | None = None
     time: float | None = None
+    why: str | None = None  # the behaviour the file says this check guards
 
 
 @dataclass
@@ -157,7 +158,8 @@ def run(loaded: LoadedScenario, seed: int | None = None,
     result.expectations = [until_check(loaded, world.cluster.now, cut_off)] + \
         expectation_checks(loaded, result.metrics, world, calls)
     result.failures = ended + invariant_failures(violations, cut_off)
-    result.failures += [Failure(c.name, failure_message(c), c.line) for c in result.expectations[1:] if c.passed is False]
+    result.failures += [Failure(c.name, failure_message(c), c.line, why=c.why)
+                        for c in result.expectations[1:] if c.passed is False]
     result.wall_seconds = time.perf_counter() - started
     return result
 

@@ -117,6 +117,11 @@ class Requests(Strict):
     memory: str = "256Mi"
 
 
+class EnvVar(Strict):
+    name: str = Field(min_length=1)
+    value: str = ""
+
+
 class WorkloadSpec(Strict):
     dags: int = Field(default=1, ge=1)
     tasks_per_dag: int = Field(default=10, ge=1)
@@ -136,6 +141,9 @@ class WorkloadSpec(Strict):
                                       "in every task pod, with this image (an invalid name never starts)")
     annotations: dict[str, str] = Field(default_factory=dict, description="added to every task pod "
                                         "(kubesim.io/* annotations steer the pod)")
+    env: list[EnvVar] = Field(default_factory=list, description="environment variables of the task "
+                              "container, in order; a name may repeat (a Helm chart that sets one twice), "
+                              "which Kubernetes accepts with a warning")
 
 
 class ApiErrors(Strict):

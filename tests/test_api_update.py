@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from helpers import NS, UNSCHEDULABLE, new_world, pod_manifest, rejected, status_of
+from helpers import NS, UNSCHEDULABLE, new_world, pod_manifest, raw, rejected, status_of
 
 STALE = ("Operation cannot be fulfilled on pods \"web\": the object has been modified; please apply "
          "your changes to the latest version and try again")
@@ -160,6 +160,33 @@ def test_other_spec_fields_are_422_forbidden(web):
     assert body["message"].startswith('Pod "web" is invalid: spec: Forbidden: pod updates may not change '
                                       "fields other than `spec.containers[*].image`")
     assert [(c["reason"], c["field"]) for c in body["details"]["causes"]] == [("FieldValueForbidden", "spec")]
+
+
+def test_a_repeated_env_name_is_accepted_with_kube_apiserver_s_warning():
+    cluster, api = new_world()
+    manifest = pod_manifest("twice")
+    manifest["spec"]["containers"][0]["env"] = [
+        {"name": "A", "value": "1"}, {"name": "A", "value": "2"}, {"name": "A", "value": "x$(A)"}]
+    answer = cluster.run(lambda: raw(api, "POST", f"/api/v1/namespaces/{NS}/pods", manifest))
+    assert answer.status == 201
+    assert answer.headers["Warning"] == ('299 - "spec.containers[0].env[1]: hides previous definition of '
+                                         '\\"A\\", which may be dropped when using apply"')
+
+
+def test_the_whole_pod_as_a_patch_is_422_when_an_env_name_repeats_and_labels_alone_pass():
+    """Upstream's adoption patched the whole pod it had read (#23885, #24015): a strategic merge
+    keyed by env name folds the repeated name's values together, so the spec "changes"."""
+    cluster, api = new_world()
+    manifest = pod_manifest("twice")
+    manifest["spec"]["containers"][0]["env"] = [{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]
+    cluster.run(api.create_namespaced_pod, NS, manifest)
+    whole = json.loads(cluster.run(lambda: api.read_namespaced_pod("twice", NS, _preload_content=False)).data)
+    whole["metadata"]["labels"] = {"airflow-worker": "2"}
+    error = rejected(cluster.run, lambda: api.patch_namespaced_pod("twice", NS, whole))
+    assert error.status == 422 and "pod updates may not change fields" in status_of(error)["message"]
+    relabelled = cluster.run(api.patch_namespaced_pod, "twice", NS, {"metadata": {"labels": {"airflow-worker": "2"}}})
+    assert relabelled.metadata.labels == {"airflow-worker": "2"}
+    assert [e.value for e in relabelled.spec.containers[0].env] == ["1", "2"]
 
 
 def test_main_resource_patch_cannot_change_status(web):

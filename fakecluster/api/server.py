@@ -434,6 +434,7 @@ class ApiServer:
         causes += strategy.validate(obj)
         if causes:
             raise errors.invalid(strategy.kind, name, causes)
+        request.warnings += strategy.warnings(obj)
         if parse_stored_rv(resource_version):  # etcd3 store.Create refuses it, as a plain error
             raise errors.unknown(500, "resourceVersion should not be set on objects to be created")
         if store.get(namespace or "", name) is not None:

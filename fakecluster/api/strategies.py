@@ -51,6 +51,10 @@ class Strategy:
     def validate_update(self, new: dict, old: dict) -> list[dict]:
         return self.validate(new)
 
+    def warnings(self, obj: dict) -> list[str]:
+        """What a create answers in Warning headers: accepted, but probably not what was meant."""
+        return []
+
     def prepare_update(self, new: dict, old: dict, subresource: str | None) -> dict:
         return new
 
@@ -131,6 +135,12 @@ class PodStrategy(Strategy):
         for i, container in enumerate(containers or []):
             causes += container_causes(container, f"spec.containers[{i}]", seen)
         return causes
+
+    def warnings(self, pod: dict) -> list[str]:
+        spec = pod.get("spec") or {}
+        return [warning for key in ("initContainers", "containers")
+                for i, container in enumerate(spec.get(key) or [])
+                for warning in hidden_env_warnings(container, f"spec.{key}[{i}]")]
 
     def validate_update(self, new: dict, old: dict) -> list[dict]:
         causes = self.validate(new)
@@ -228,6 +238,22 @@ def container_causes(container: dict, field: str, seen: set) -> list[dict]:
             causes.append({"reason": "FieldValueRequired", "message": "Required value",
                            "field": f"{field}.env[{i}].name"})
     return causes
+
+
+def hidden_env_warnings(container: dict, field: str) -> list[str]:
+    """GetWarningsForPod: an env name given twice hides the first value (and a strategic merge
+    patch of the whole list collapses the two), unless the later value builds on it as $(NAME)."""
+    warnings, seen = [], set()
+    for i, env in enumerate(container.get("env") or []):
+        name = env.get("name")
+        if name not in seen:
+            seen.add(name)
+            continue
+        value, reference = env.get("value") or "", f"$({name})"
+        if env.get("valueFrom") is not None or value == reference or reference not in value:
+            warnings.append(f"{field}.env[{i}]: hides previous definition of {validation.go_quote(name)}, "
+                            "which may be dropped when using apply")
+    return warnings
 
 
 def owner_reference_causes(references: list) -> list[dict]:

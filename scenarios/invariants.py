@@ -20,7 +20,8 @@ Each violation names the task, the pods, when, and the pod changes and API calls
 from __future__ import annotations
 
 import json
-from collections import Counter, defaultdict
+import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -62,8 +63,8 @@ class Watchdog:
     """Watches the run as it happens: pods per task, reports per try, clean-up calls per pod."""
 
     now: Callable[[], float] = lambda: 0.0
-    live: dict = field(default_factory=lambda: defaultdict(set))       # try key -> unfinished pods
-    running: dict = field(default_factory=lambda: defaultdict(set))    # task key -> Running pods
+    live: dict = field(default_factory=dict)      # try key -> its unfinished pod (a set if several)
+    running: dict = field(default_factory=dict)   # task key -> its Running pod (a set if several)
     reports: Counter = field(default_factory=Counter)
     cleaned: dict = field(default_factory=dict)                        # pod -> time of its clean-up
     violations: list[Violation] = field(default_factory=list)
@@ -102,21 +103,29 @@ class Watchdog:
                     f"task {describe_key(key[:4])} has {{n}} pods Running at once: {{pods}}")
 
     def _track(self, table: dict, key: tuple, name: str, member: bool, invariant: str, text: str) -> None:
-        pods = table[key]
+        """Keep ``table[key]`` the pods of ``key`` that are members: one pod's name alone (the
+        usual case, and 200 bytes less than a set at 38,000 live pods), a set when there are more."""
+        pods = table.get(key)
         if not member:
-            pods.discard(name)
-            if not pods:
+            if pods == name:
                 del table[key]
+            elif isinstance(pods, set):
+                pods.discard(name)
+                if len(pods) == 1:
+                    table[key] = pods.pop()
             return
-        if name not in pods:
-            pods.add(name)
-            if len(pods) > 1:
-                self.flag(invariant, text.format(n=len(pods), pods=sorted(pods)), sorted(pods))
+        if pods is None:
+            table[key] = name
+        elif pods != name and not (isinstance(pods, set) and name in pods):
+            pods = {pods, name} if isinstance(pods, str) else pods | {name}
+            table[key] = pods
+            self.flag(invariant, text.format(n=len(pods), pods=sorted(pods)), sorted(pods))
 
     # -- what executors report -----------------------------------------------------------------
 
     def on_state(self, key, state, info) -> None:
         if state in (State.SUCCESS, State.FAILED, None):
+            key = compact_key(key)
             self.reports[key] += 1
             if self.reports[key] == 2:
                 self.flag("reported once", f"task try {describe_key(key)} reported terminal twice "
@@ -133,6 +142,12 @@ class Watchdog:
                       f"{call.status}) after the one answered at t={self.cleaned[pod]:g}s", [pod])
         elif call.status == 404 or (isinstance(call.status, int) and 200 <= call.status < 300):
             self.cleaned[pod] = call.time
+
+
+def compact_key(key) -> tuple:
+    """A task try's key kept for the whole run (100,000 of them at scale): its ids interned, so the
+    run id and each DAG id are held once, not once per try as each report's own strings were."""
+    return (sys.intern(key.dag_id), sys.intern(key.task_id), sys.intern(key.run_id), key.map_index, key.try_number)
 
 
 def is_clean_up(verb: str, body: bytes | None) -> bool:

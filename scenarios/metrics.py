@@ -49,7 +49,7 @@ class PhaseSeries(Sequence):
 
     def append(self, when: float, counts: dict[str, int]) -> None:
         for phase in counts.keys() - self.columns.keys():
-            self.columns[phase] = array("l", bytes(len(self.times) * array("l").itemsize))
+            self.columns[phase] = array("i", bytes(len(self.times) * array("i").itemsize))   # 4 bytes a count
         self.times.append(when)
         for phase, column in self.columns.items():
             column.append(counts.get(phase, 0))
@@ -72,11 +72,11 @@ class PodTimeline:
 
     def __init__(self):
         self.phases = PhaseSeries()
-        self.starts: list[float] = []
+        self.starts = array("d")              # floats unboxed: 8 bytes each, not 32
         self._current: dict[tuple, str] = {}   # live pod -> its phase
         self._counts: dict[str, int] = {}      # only phases some pod is in
         self._created: dict[tuple, float] = {}  # pods not Running yet -> when they were created
-        self.latencies: list[float] = []        # a pod's end to its executor's report, per reported try
+        self.latencies = array("d")             # a pod's end to its executor's report, per reported try
         self._ended: dict[str, float] = {}      # ended pods not reported yet -> when they ended
         self._reported: dict[str, float] = {}   # reported before their end showed here -> when
         self._done: set[tuple] = set()          # live pods whose end has been counted

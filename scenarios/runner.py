@@ -228,7 +228,7 @@ def expectation_checks(loaded: LoadedScenario, metrics: dict, world, recorder: C
         if failed:
             actual += f", e.g. {failed_sample(world)}"
         checks.append(Check("expect.all_tasks", expect.all_tasks, actual, ok,
-                            getattr(expect, "why", "") or "", loaded.line_of("expect", "all_tasks")))
+                            "", loaded.line_of("expect", "all_tasks")))
     return checks
 
 

@@ -264,4 +264,4 @@ def test_a_pod_deleted_before_its_try_is_reported_still_has_a_result_latency():
     timeline.add(10.0, "MODIFIED", "ns", "a", "Succeeded")
     timeline.add(11.0, "DELETED", "ns", "a", "Succeeded")
     timeline.on_report(12.5, "a")
-    assert timeline.latencies == [2.5]
+    assert list(timeline.latencies) == [2.5]

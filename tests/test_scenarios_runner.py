@@ -7,7 +7,7 @@ from pathlib import Path
 
 import kubernetes
 
-from executor import State
+from executor import State, TaskInstanceKey
 from fakecluster import FakeCluster
 from scenarios.invariants import Watchdog, final_checks
 from scenarios.loader import load
@@ -162,11 +162,12 @@ def test_watchdog_flags_two_live_pods_for_one_try():
 
 def test_watchdog_flags_a_try_reported_twice():
     watchdog = Watchdog()
-    key = ("etl", "extract", "manual__1", -1, 1)
+    key = TaskInstanceKey("etl", "extract", "manual__1", 1, 2)
     watchdog.on_state(key, State.SUCCESS, None)
     assert watchdog.violations == []
     watchdog.on_state(key, State.FAILED, "replayed")
     assert [v.invariant for v in watchdog.violations] == ["reported once"]
+    assert "etl.extract (manual__1, map index 2, try 1) reported terminal twice" in watchdog.violations[0].message
 
 
 # -- the world's run loop --------------------------------------------------------------------------

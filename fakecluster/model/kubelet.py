@@ -532,13 +532,14 @@ def _conditions(pod: dict, when: str, wanted: tuple) -> list[dict]:
     for i, condition in enumerate(conditions):
         where[condition["type"]] = i
     for kind, value, reason in wanted:
+        i = where.get(kind)
+        if i is not None and conditions[i]["status"] == value and conditions[i].get("reason") == reason:
+            continue   # unchanged: the same dict serves (a stored object is never changed in place)
         condition = {"type": kind, "status": value, "lastProbeTime": None, "lastTransitionTime": when}
         if reason:
             condition["reason"] = reason
             if reason == "ContainersNotReady":
-                names = " ".join(c["name"] for c in pod["spec"]["containers"])
-                condition["message"] = f"containers with unready status: [{names}]"
-        i = where.get(kind)
+                condition["message"] = _unready_message(tuple(c["name"] for c in pod["spec"]["containers"]))
         if i is None:
             conditions.append(condition)
             continue
@@ -546,6 +547,11 @@ def _conditions(pod: dict, when: str, wanted: tuple) -> list[dict]:
             condition["lastTransitionTime"] = conditions[i]["lastTransitionTime"]
         conditions[i] = condition
     return conditions
+
+
+@functools.lru_cache(maxsize=256)   # one string for every pod with these containers, not one each
+def _unready_message(names: tuple[str, ...]) -> str:
+    return f"containers with unready status: [{' '.join(names)}]"
 
 
 # the (type, status, reason) of the conditions the kubelet sets as the container starts, waits, ends

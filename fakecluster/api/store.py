@@ -12,7 +12,8 @@ from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
-from .wire import event_chunk
+from .cold import HOT_CHANGES, ColdCodec
+from .wire import event_chunk, event_chunk_from_json
 
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
 MIN_HISTORY = 100  # the watch cache keeps at least this many changes (defaultLowerBoundCapacity)
@@ -58,20 +59,42 @@ class Revision:
 
 @dataclass(slots=True)
 class Change:
-    """One entry of the watch cache: what changed at revision ``rv``."""
+    """One entry of the watch cache: what changed at revision ``rv``. Once cold (see ``cold``),
+    its object is a compressed frame read back on demand, and its previous state is read from
+    the change that wrote it (kept alive by this reference even when it has left the window)."""
 
     rv: int
     type: str
-    obj: dict            # the new state; for DELETED the last state, stamped with ``rv``
-    prev: dict | None    # the state before, for selector transitions
+    _obj: dict | None    # the new state; for DELETED the last state, stamped with ``rv``
+    _prev: dict | None   # the state before, for selector transitions
     at: float = 0.0      # virtual time of the change, for a time-bounded window
     _chunk: bytes | None = field(default=None, repr=False)
+    _before: Change | None = field(default=None, repr=False)   # the change whose object is _prev
+    _frame: bytes | None = field(default=None, repr=False)
+    _codec: ColdCodec | None = field(default=None, repr=False)
+
+    @property
+    def obj(self) -> dict:
+        return self._obj if self._frame is None else self._codec.unpack(self._frame)
+
+    @property
+    def prev(self) -> dict | None:
+        if self._frame is None:
+            return self._prev
+        return self._before.obj if self._before is not None else None
 
     def chunk(self) -> bytes:
         """The watch event as sent on the wire (its HTTP chunk), encoded once for every watcher."""
-        if self._chunk is None:
-            self._chunk = event_chunk(self.type, self.obj)
+        if self._chunk is not None:
+            return self._chunk
+        if self._frame is not None:   # a cold change: its object's bytes are in the frame
+            return event_chunk_from_json(self.type, self._codec.object_json(self._frame))
+        self._chunk = event_chunk(self.type, self._obj)
         return self._chunk
+
+    def freeze(self, codec: ColdCodec) -> None:
+        self._frame, self._codec = codec.pack(self._obj), codec
+        self._obj = self._prev = None
 
 
 def key_of(obj: dict) -> Key:
@@ -110,6 +133,9 @@ class ResourceStore:
         self.floor = revision.value  # a watch from any RV >= floor can be served from history
         self.watchers = WatcherIndex()
         self.listeners: list[Callable[[Change], None]] = []  # in-process observers (trace, model)
+        self._hot: deque[Change] = deque()   # the newest changes, still dicts
+        self._latest: dict[Key, Change] = {}  # per object, the change that wrote its current state
+        self._codec: ColdCodec | None = None
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -189,9 +215,15 @@ class ResourceStore:
     def compact(self, keep: int = 0) -> None:
         """Forget all but the newest ``keep`` changes, as a watch-cache resize or etcd compaction."""
         while len(self.history) > keep:
-            self.floor = self.history.popleft().rv
+            self._evict()
         if keep == 0:
             self.floor = self.revision.value
+
+    def _evict(self) -> None:
+        """Drop the oldest change from the window. It keeps no link to the change before it: a
+        change still in the window may need its previous state, one out of it does not."""
+        change = self.history.popleft()
+        self.floor, change._before = change.rv, None
 
     def _put(self, key: Key, obj: dict, prev: dict | None) -> None:
         self.objects[key] = obj
@@ -217,18 +249,37 @@ class ResourceStore:
                     del self.label_index[item]
 
     def _record(self, change: Change) -> None:
+        key = key_of(change._obj)
+        if change._prev is not None:   # every write of objects[key] is recorded: this wrote _prev
+            change._before = self._latest.get(key)
+        if change.type == DELETED:
+            self._latest.pop(key, None)
+        else:
+            self._latest[key] = change
         self.history.append(change)
         if len(self.history) > self.history_size:
-            self.floor = self.history.popleft().rv
+            self._evict()
         elif self.fresh_seconds is not None:
             stale = change.at - self.fresh_seconds
             while len(self.history) > MIN_HISTORY and self.history[0].at < stale:
-                self.floor = self.history.popleft().rv
+                self._evict()
         for watcher in self.watchers.interested(change):
             watcher.offer(change)
         change._chunk = None  # a watcher resuming from history encodes it again: keep the window small
         if self.listeners:
             self.revision.notify(self.listeners, change)
+        self._cool(change)
+
+    def _cool(self, change: Change) -> None:
+        """Keep the newest HOT_CHANGES changes as dicts; freeze the one that falls out of them."""
+        self._hot.append(change)
+        if len(self._hot) <= HOT_CHANGES:
+            return
+        cold = self._hot.popleft()
+        if cold.rv > self.floor:   # still in the window (one already dropped needs nothing)
+            if self._codec is None:
+                self._codec = ColdCodec.for_object(cold.obj)
+            cold.freeze(self._codec)
 
 
 class WatcherIndex:

@@ -30,7 +30,12 @@ def chunk(payload: bytes) -> bytes:
 def event_chunk(event_type: str, obj: dict) -> bytes:
     """One watch event, newline-terminated as the client's line splitter expects, framed as the
     HTTP chunk that carries it: built in one go, so the object's bytes are copied once."""
-    kind, body = event_type.encode(), dumps(obj)
+    return event_chunk_from_json(event_type, dumps(obj))
+
+
+def event_chunk_from_json(event_type: str, body: bytes) -> bytes:
+    """``event_chunk`` for an object already encoded as ``body``."""
+    kind = event_type.encode()
     size = _EVENT_FRAMING + len(kind) + len(body)
     return b'%x\r\n{"type":"%s","object":%s}\n\r\n' % (size, kind, body)
 

@@ -36,14 +36,15 @@ class TaskInstance:
     queued_at: float | None = None      # when the try in flight was queued
     stuck_requeues: int = 0             # times it was re-queued after task_queued_timeout
     history: list[tuple[float, str | None, int]] = field(default_factory=list)
+    # the identity without the try, made once: the store's indexes share this one tuple
+    primary: tuple = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.primary = (self.dag_id, self.task_id, self.run_id, self.map_index)
 
     @property
     def key(self) -> TaskInstanceKey:
         return TaskInstanceKey(self.dag_id, self.task_id, self.run_id, self.try_number, self.map_index)
-
-    @property
-    def primary(self) -> tuple:
-        return self.key.primary
 
     def command(self) -> list[str]:
         command = ["airflow", "tasks", "run", self.dag_id, self.task_id, self.run_id, "--local"]

@@ -79,9 +79,7 @@ class Change:
 
     @property
     def prev(self) -> dict | None:
-        if self._frame is None:
-            return self._prev
-        return self._before.obj if self._before is not None else None
+        return self._prev if self._before is None or self._frame is None else self._before.obj
 
     def chunk(self) -> bytes:
         """The watch event as sent on the wire (its HTTP chunk), encoded once for every watcher."""
@@ -93,8 +91,9 @@ class Change:
         return self._chunk
 
     def freeze(self, codec: ColdCodec) -> None:
-        self._frame, self._codec = codec.pack(self._obj), codec
-        self._obj = self._prev = None
+        self._frame, self._codec, self._obj = codec.pack(self._obj), codec, None
+        if self._before is not None:   # else the previous state stays as it is (none, for ADDED)
+            self._prev = None
 
 
 def key_of(obj: dict) -> Key:

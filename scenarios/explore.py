@@ -68,9 +68,11 @@ class Plan:
     max_nodes: int
     max_faults: int
     expectations: bool
+    executor: str | None = None   # the executor under test (None: the file's under_test)
 
 
-def plan(path: Path, text: str, seed: int, kinds: list[str] | None, expectations: bool) -> Plan:
+def plan(path: Path, text: str, seed: int, kinds: list[str] | None, expectations: bool,
+         executor: str | None = None) -> Plan:
     """Read the file's world and its ``explore`` section; ScenarioError on a bad file."""
     raw, lines = parse_yaml(path, text)
     loaded = load_variant(path, raw, lines, {}, None)
@@ -81,8 +83,10 @@ def plan(path: Path, text: str, seed: int, kinds: list[str] | None, expectations
         raise ScenarioError(path, [(None, "explore.kinds", f"unknown fault kind(s) {', '.join(unknown)}; "
                                     f"known: {', '.join(KINDS)}")])
     work, cluster = loaded.scenario.workload, loaded.scenario.cluster
+    if executor is None and loaded.scenario.under_test != "kubesim":
+        executor = loaded.scenario.under_test
     return Plan(str(path), text, seed, chosen, spec.horizon, work.dags * work.tasks_per_dag, cluster.nodes,
-                spec.max_faults, expectations)
+                spec.max_faults, expectations, executor)
 
 
 def scenario_of(plan: Plan, overlay: dict[str, Any]) -> dict[str, Any]:
@@ -97,6 +101,8 @@ def scenario_of(plan: Plan, overlay: dict[str, Any]) -> dict[str, Any]:
                                             **overlay["cluster"]["api_latency"]}
     merged["faults"] = overlay["faults"]
     merged["seed"] = overlay["seed"]
+    if plan.executor:   # a finding replays against the executor it was found on
+        merged["under_test"] = plan.executor
     if not plan.expectations:
         merged["expect"] = {"all_tasks": "terminal"}
     merged["name"] = f"{raw.get('name') or Path(plan.path).stem}-explored"
@@ -187,7 +193,7 @@ def write_finding(finding: Finding, out: Path, plan: Plan) -> Path:
     """The shrunk schedule as a scenario file, with a comment saying what it found and how."""
     out.mkdir(parents=True, exist_ok=True)
     slug = "-".join(part for part in finding.invariant.replace("/", " ").replace('"', " ").split()
-                    if part.replace("_", "").replace(".", "").isalnum())[:80]
+                    if part.replace("_", "").replace(".", "").replace("-", "").isalnum())[:80]
     path = out / f"{Path(plan.path).stem}-{slug}.yaml"
     header = (f"# Found by kubesim explore {plan.path} --seed {plan.seed} (shard {finding.shard}), shrunk by\n"
               f"# hypothesis to {finding.faults} fault(s): {finding.invariant}: {finding.message}\n"

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import os
 import re
+import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -18,6 +20,7 @@ from rich.table import Table
 from .explore import SHARD_RUNS, Finding, Plan, ShardResult, merge, plan, run_shard, write_finding
 from .explore_grammar import KINDS
 from .loader import ScenarioError, read
+from .upstream import executor_problem
 
 BAD_INPUT = 2
 
@@ -36,6 +39,9 @@ def add_command(commands) -> None:
     explore.add_argument("--kinds", help="comma-separated fault kinds to draw from (default: the file's, or all)")
     explore.add_argument("--expectations", action="store_true", help="the file's expectations count as failures too")
     explore.add_argument("--json", type=Path, dest="json_out", help="write the findings as JSON here")
+    explore.add_argument("--executor", choices=("kubesim", "airflow"),
+                         help="the executor under test (default: the file's under_test, else kubesim): "
+                              "airflow is upstream's unmodified KubernetesExecutor (needs the airflow extra)")
     explore.add_argument("--list-kinds", action="store_true", help="list the fault kinds and exit")
     explore.set_defaults(handler=cmd_explore)
 
@@ -51,13 +57,17 @@ def cmd_explore(args, console: Console) -> int:
         return BAD_INPUT
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()] if args.kinds else None
     try:
-        the_plan = plan(args.file, read(args.file), args.seed, kinds, args.expectations)
+        the_plan = plan(args.file, read(args.file), args.seed, kinds, args.expectations, args.executor)
     except ScenarioError as exc:
         console.print(escape(str(exc)), soft_wrap=True)
         return BAD_INPUT
+    problem = executor_problem([the_plan.executor or "kubesim"])
+    if problem:
+        print(f"kubesim explore: {problem}", file=sys.stderr)
+        return BAD_INPUT
     deadline = time.monotonic() + parse_duration(args.duration) if args.duration else None
     shards = math.ceil((args.runs or 200) / SHARD_RUNS) if deadline is None else None
-    console.print(f"exploring {escape(str(args.file))}: {describe_budget(args, shards)}, seed {args.seed}, "
+    console.print(f"exploring {escape(str(args.file))}{under_test(the_plan.executor)}: {describe_budget(args, shards)}, seed {args.seed}, "
                   f"fault kinds: {', '.join(the_plan.kinds)}", highlight=False, soft_wrap=True)
     started = time.perf_counter()
     results = run_shards(the_plan, shards, deadline, args.workers, args.dask, console)
@@ -68,6 +78,10 @@ def cmd_explore(args, console: Console) -> int:
     if args.json_out:
         args.json_out.write_text(json.dumps(as_json(the_plan, results, findings, written), indent=2), encoding="utf-8")
     return 1 if findings else 0
+
+
+def under_test(executor: str | None) -> str:
+    return " with upstream Airflow's executor" if executor == "airflow" else ""
 
 
 def argument_problem(args) -> str | None:
@@ -125,8 +139,10 @@ def run_shards(the_plan: Plan, shards: int | None, deadline: float | None, worke
 
 
 def _on_processes(the_plan: Plan, workers: int, wanted, arrived) -> None:
-    """Keep every worker busy with the next shard while more are wanted."""
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    """Keep every worker busy with the next shard while more are wanted. Upstream's worlds need
+    fresh processes: a forked one would share this process's Airflow home and metadata database."""
+    context = multiprocessing.get_context("spawn") if the_plan.executor == "airflow" else None
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         pending, shard = set(), 0
         while True:
             while wanted(shard) and len(pending) < workers:

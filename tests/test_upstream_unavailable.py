@@ -15,7 +15,8 @@ DEFAULT = "scenarios/catalogue/default.yaml"
 
 @pytest.mark.parametrize("argv", [["run", DEFAULT, "--executor", "airflow"],
                                   ["compare", DEFAULT],
-                                  ["compare", DEFAULT, "--executor", "airflow"]])
+                                  ["compare", DEFAULT, "--executor", "airflow"],
+                                  ["explore", DEFAULT, "--executor", "airflow", "--runs", "10"]])
 def test_asking_for_upstreams_executor_without_airflow_is_bad_input(argv, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .invariants import INVARIANTS
 from .loader import load
+from .upstream import worker_context
 
 COLUMNS = ("violations", "tasks_failed", "watcher_deaths", "watch_restarts", "replayed_events",
            "deletes_per_pod", "api_errors", "makespan", "result_latency")
@@ -89,7 +90,7 @@ def compare(files: list[Path], executors: list[str], seed: int | None = None, wo
             if on_done:
                 on_done(rows[-1])
         return rows
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=worker_context(executors)) as pool:
         futures = [pool.submit(run_one, path, variant, executor, seed) for path, variant, executor in planned]
         rows = []
         for future in futures:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing
 import os
 import re
 import sys
@@ -20,7 +19,7 @@ from rich.table import Table
 from .explore import SHARD_RUNS, Finding, Plan, ShardResult, merge, plan, run_shard, write_finding
 from .explore_grammar import KINDS
 from .loader import ScenarioError, read
-from .upstream import executor_problem
+from .upstream import executor_problem, worker_context
 
 BAD_INPUT = 2
 
@@ -139,10 +138,8 @@ def run_shards(the_plan: Plan, shards: int | None, deadline: float | None, worke
 
 
 def _on_processes(the_plan: Plan, workers: int, wanted, arrived) -> None:
-    """Keep every worker busy with the next shard while more are wanted. Upstream's worlds need
-    fresh processes: a forked one would share this process's Airflow home and metadata database."""
-    context = multiprocessing.get_context("spawn") if the_plan.executor == "airflow" else None
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    """Keep every worker busy with the next shard while more are wanted."""
+    with ProcessPoolExecutor(max_workers=workers, mp_context=worker_context([the_plan.executor])) as pool:
         pending, shard = set(), 0
         while True:
             while wanted(shard) and len(pending) < workers:

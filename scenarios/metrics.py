@@ -133,7 +133,7 @@ class PodTimeline:
         return timeline
 
 
-def result_latencies(world, timeline: PodTimeline | None = None) -> list[float]:
+def result_latencies(world, timeline: PodTimeline | None = None) -> Sequence[float]:
     """Per reported try: from its pod's end (Succeeded or Failed) to the executor's report, as the
     timeline followed them (a timeline rebuilt from a trace saw no report: none)."""
     return timeline.latencies if timeline is not None else []
@@ -144,7 +144,7 @@ def phases_over_time(trace) -> PhaseSeries:
     return PodTimeline.from_trace(trace).phases
 
 
-def pod_starts(trace) -> list[float]:
+def pod_starts(trace) -> Sequence[float]:
     """Per pod of a trace: from creation (ADDED) to its first Running."""
     return PodTimeline.from_trace(trace).starts
 

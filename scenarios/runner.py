@@ -7,7 +7,7 @@ import time
 import traceback
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 from fakecluster import Livelock, SimulationStalled
 
@@ -69,7 +69,7 @@ class Result:
     wall_seconds: float = 0.0
     log_counts: dict[str, int] = field(default_factory=dict)
     log_lines: list[LogLine] = field(default_factory=list)
-    samples: dict[str, list[float]] = field(default_factory=dict)   # pod_start, result_latency...
+    samples: dict[str, Sequence[float]] = field(default_factory=dict)   # pod_start, result_latency...
     api_over_time: dict = field(default_factory=dict)
     crash: str = ""     # the traceback of a crashed process that ended the run
     executor: str = "kubesim"   # the executor under test: kubesim's, or upstream Airflow's

@@ -8,6 +8,8 @@ run (None: it can).
 
 from __future__ import annotations
 
+import multiprocessing
+
 from .environment import UpstreamUnavailable, installed_versions, unavailable_reason
 from .host import UpstreamConfigError
 from .metadb import MirrorError
@@ -22,6 +24,13 @@ def executor_problem(executors) -> str | None:
     return unavailable_reason() if "airflow" in executors else None
 
 
+def worker_context(executors):
+    """How worker processes that run these executors start: upstream's worlds need spawned ones,
+    since a forked worker would share this process's Airflow home and metadata database (once it
+    has one). None: the platform's default."""
+    return multiprocessing.get_context("spawn") if "airflow" in executors else None
+
+
 def host_for(world, seed: int):
     """The upstream host of ``world`` (made on first use)."""
     from .host import UpstreamHost
@@ -31,4 +40,4 @@ def host_for(world, seed: int):
 
 
 __all__ = ["EXECUTORS", "UPSTREAM_INPUT_ERRORS", "UpstreamConfigError", "UpstreamUnavailable", "executor_problem",
-           "host_for", "installed_versions", "unavailable_reason"]
+           "host_for", "worker_context", "installed_versions", "unavailable_reason"]
